@@ -1,0 +1,251 @@
+"""The `altmarl` command: train, eval and sweep ALTERNATING-MARL on the benchmark tasks."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from altmarl_ros.marl.alternation import AlternationConfig, alternate
+from altmarl_ros.marl.certificate import global_gap
+from altmarl_ros.marl.errors import AltmarlError
+from altmarl_ros.marl.evaluation import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS, evaluate
+from altmarl_ros.marl.glearn import g_learn
+from altmarl_ros.marl.policies import GlobalPolicy
+from altmarl_ros.tasks import TASKS, make_game
+from altmarl_ros.tasks.config import load_yaml
+
+log = logging.getLogger("altmarl")
+
+ALTERNATION_FLAGS = {"rounds": "rounds", "m": "m", "tol": "tol", "k_ref": "k_ref", "gap_tol": "gap_tol",
+                     "local_method": "local_method", "local_temperature": "local_temperature",
+                     "eval_seeds": "eval_seeds", "eval_rollouts": "eval_rollouts"}
+
+
+def _parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """`--set key=value` pairs, values parsed as YAML scalars (so 0.3, 5 and [0, 1] work)."""
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise AltmarlError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,2,5, got {text!r}") from exc
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one k")
+    return values
+
+
+def _add_task_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", default="zones", choices=sorted(TASKS), help="benchmark task (default: zones)")
+    p.add_argument("--config", type=Path, help="YAML file with a `task:` mapping of task keys and an "
+                   "`alternation:` mapping of learner keys (see config/zones.yaml)")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one task key, e.g. --set zones=7 (repeatable)")
+    p.add_argument("--n", type=int, help="number of robots (task default: 1000 for zones)")
+    p.add_argument("--seed", type=int, default=0, help="the one seed every random draw flows from (default 0)")
+
+
+def _add_alternation_args(p: argparse.ArgumentParser) -> None:
+    d = AlternationConfig()
+    g = p.add_argument_group("learner")
+    g.add_argument("--rounds", type=int, help=f"alternation rounds (default {d.rounds})")
+    g.add_argument("--m", type=int, help=f"next-state samples per G-LEARN entry (default {d.m})")
+    g.add_argument("--tol", type=float, help=f"G-LEARN stopping tolerance on |Q - Q*| (default {d.tol})")
+    g.add_argument("--k-ref", type=int, help="k of the full-observation reference for the global NE gap "
+                   "(default min(n, 60); k-ref = n is exact full observation)")
+    g.add_argument("--gap-tol", type=float, help="stop early when both NE gaps fall below this (default: never)")
+    g.add_argument("--local-method", choices=("exact", "sampled"), help="L-LEARN solver (default exact)")
+    g.add_argument("--local-temperature", type=float, help="softmax temperature for the local policy "
+                   "(default: greedy)")
+    g.add_argument("--eval-seeds", type=int, help=f"seeds for per-round values and gaps (default {d.eval_seeds})")
+    g.add_argument("--eval-rollouts", type=int, help=f"rollouts per seed per round (default {d.eval_rollouts})")
+    g.add_argument("--no-certify", action="store_true", help="skip the per-round NE-gap certificate (faster)")
+
+
+def _task_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    file_config = load_yaml(args.config) if args.config else {}
+    unknown = sorted(set(file_config) - {"task", "alternation"})
+    if unknown:
+        raise AltmarlError(f"{args.config}: unknown top-level keys {unknown}; valid: ['alternation', 'task']")
+    overrides = dict(file_config.get("task") or {})
+    overrides.update(_parse_assignments(args.assignments))
+    if args.n is not None:
+        overrides["n"] = args.n
+    return overrides, dict(file_config.get("alternation") or {})
+
+
+def _alternation_config(args: argparse.Namespace, from_file: dict[str, Any]) -> AlternationConfig:
+    valid = {f.name for f in dataclasses.fields(AlternationConfig)}
+    unknown = sorted(set(from_file) - valid)
+    if unknown:
+        raise AltmarlError(f"unknown alternation keys {unknown}; valid keys: {sorted(valid)}")
+    values = dict(from_file)
+    for flag, key in ALTERNATION_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            values[key] = value
+    if getattr(args, "no_certify", False):
+        values["certify"] = False
+    return AlternationConfig(**values)
+
+
+# --- train ---------------------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from altmarl_ros.training import save_result
+
+    overrides, alternation = _task_overrides(args)
+    game = make_game(args.task, overrides)
+    config = _alternation_config(args, alternation)
+    config.validate(game, args.k)
+    log.info("training %s: n=%d, k=%d, seed=%d, %d rounds, k_ref=%d", args.task, game.n, args.k, args.seed,
+             config.rounds, config.reference_k(game))
+    start = time.perf_counter()
+    result = alternate(game, args.k, config, seed=args.seed, progress=not args.quiet)
+    path = save_result(result, args.out, args.task, overrides)
+    best = result.best
+    print(f"trained {args.task} k={args.k} n={game.n} seed={args.seed} in {time.perf_counter() - start:.1f}s")
+    print(f"best round {result.best_round}/{len(result.rounds)}: return {best.value_mean:.2f} ± {best.value_std:.2f}, "
+          f"mode accuracy {best.mode_accuracy:.3f}")
+    print(f"NE gap: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (vs k_ref={config.reference_k(game)}),"
+          f" local {best.local_gap:.4f}")
+    print(f"checkpoint: {path}")
+    return 0
+
+
+# --- eval ----------------------------------------------------------------------------------
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from altmarl_ros.training import load_trained
+
+    trained = load_trained(args.run)
+    game = trained.game if args.n is None else trained.game.with_n(args.n)
+    seeds = list(range(args.seeds))
+    report = evaluate(game, trained.global_policy, trained.local_policy, seeds, args.rollouts)
+    stored = trained.meta.get("ne_gap", {})
+    result: dict[str, Any] = {
+        "run": str(args.run), "task": trained.meta["task"], "k": trained.k, "n": game.n,
+        "return_mean": report.return_mean, "return_std": report.return_std, "mode_accuracy": report.mode_accuracy,
+        "seeds": len(seeds), "rollouts": args.rollouts, "eval_seconds": report.seconds,
+        "ne_gap_at_training": stored,
+    }
+    print(f"{trained.meta['task']} k={trained.k} n={game.n}: {len(seeds)} seeds x {args.rollouts} rollouts "
+          f"x horizon {game.horizon} in {report.seconds:.2f}s")
+    print(f"  discounted return   {report.return_mean:.3f} ± {report.return_std:.3f} (std of per-seed means)")
+    print(f"  mode accuracy       {report.mode_accuracy:.4f}")
+    print(f"  NE gap (training)   global {stored.get('global', float('nan')):.3f} ± "
+          f"{stored.get('global_ci95', float('nan')):.3f}, local {stored.get('local', float('nan')):.4f}")
+    if args.gap:
+        k_ref = min(game.n, args.k_ref)
+        log.info("measuring the global gap by the protocol against the full-observation reference k_ref=%d", k_ref)
+        alternation = trained.meta.get("alternation", {})
+        reference = g_learn(game, trained.local_policy, k_ref, m=alternation.get("m", 8),
+                            tol=alternation.get("tol", 0.01), rng=np.random.default_rng(trained.meta.get("seed", 0)))
+        ref_policy = GlobalPolicy.from_q(reference.q_values, k_ref, observation="full")
+        gap = global_gap(game, trained.global_policy, ref_policy, trained.local_policy, seeds, args.rollouts)
+        result["global_gap_protocol"] = dataclasses.asdict(gap)
+        print(f"  global gap (protocol, k_ref={k_ref})  {gap.gap:.3f} ± {gap.ci95:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+# --- sweep ---------------------------------------------------------------------------------
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from altmarl_ros.sweep import SWEEP_CSV, plot_sweep, run_sweep
+
+    overrides, alternation = _task_overrides(args)
+    game = make_game(args.task, overrides)
+    config = _alternation_config(args, alternation)
+    for k in args.k:
+        config.validate(game, k)
+    rows = run_sweep(args.task, args.k, args.out, seed=args.seed, overrides=overrides, config=config,
+                     eval_seeds=args.final_seeds, eval_rollouts=args.final_rollouts, progress=not args.quiet)
+    fit = plot_sweep(rows, args.out, title=f"{args.task}, n = {game.n}, seed {args.seed}")
+    print(f"{'k':>4} {'return':>16} {'mode acc':>9} {'global gap':>18} {'local gap':>10} {'G-LEARN s':>10}")
+    for r in rows:
+        print(f"{r['k']:>4} {r['return_mean']:>9.2f} ± {r['return_std']:<5.2f} {r['mode_accuracy']:>9.3f} "
+              f"{r['global_gap']:>9.3f} ± {r['global_gap_ci95']:<6.3f} {r['local_gap']:>10.4f} "
+              f"{r['glearn_seconds']:>10.2f}")
+    print(f"log-log slope of the global gap vs k: {fit.slope:.3f} "
+          f"({fit.points_used} points, {fit.points_dropped} non-positive gaps left out)")
+    print(f"wrote {Path(args.out) / SWEEP_CSV} and plots in {args.out}")
+    return 0
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="altmarl", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", parents=[common], help="run ALTERNATING-MARL and write a checkpoint",
+                       description="Alternate G-LEARN and L-LEARN, certify the NE gap each round, save the best pair.")
+    _add_task_args(p)
+    p.add_argument("--k", type=int, required=True, help="robots the coordinator observes per step (1 <= k <= n)")
+    p.add_argument("--out", type=Path, required=True, help="run directory (checkpoint.npz, history.csv, summary.json)")
+    _add_alternation_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", parents=[common], help="evaluate a trained run by the task's protocol",
+                       description="Discounted return and mode-tracking accuracy over seeds x rollouts, "
+                       "and the NE gap (recorded at training, or re-measured with --gap).")
+    p.add_argument("run", type=Path, help="run directory or checkpoint.npz")
+    p.add_argument("--seeds", type=int, default=len(DEFAULT_EVAL_SEEDS), help="evaluation seeds 0..S-1 (default 15)")
+    p.add_argument("--rollouts", type=int, default=DEFAULT_ROLLOUTS, help="rollouts per seed (default 50)")
+    p.add_argument("--n", type=int, help="evaluate with another number of robots (default: the trained n)")
+    p.add_argument("--gap", action="store_true", help="re-measure the global NE gap with the full protocol")
+    p.add_argument("--k-ref", type=int, default=60, help="reference k for --gap (default 60, capped at n)")
+    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sweep", parents=[common], help="train and evaluate at several k; CSV and plots",
+                       description="One training run per k; writes sweep.csv, reward/NE-gap/mode-accuracy/"
+                       "G-LEARN-time plots, and each k's checkpoint under OUT/k<K>/.")
+    _add_task_args(p)
+    p.add_argument("--k", type=_int_list, required=True, help="comma-separated k values, e.g. 1,2,3,5,10,20,35,50")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--final-seeds", type=int, default=len(DEFAULT_EVAL_SEEDS), help="protocol seeds (default 15)")
+    p.add_argument("--final-rollouts", type=int, default=DEFAULT_ROLLOUTS, help="protocol rollouts (default 50)")
+    _add_alternation_args(p)
+    p.set_defaults(func=cmd_sweep)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.func(args)
+    except AltmarlError as exc:
+        print(f"altmarl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"altmarl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

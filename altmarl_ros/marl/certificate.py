@@ -1,0 +1,53 @@
+"""The equilibrium certificate (ALGORITHM.md section 6): measured NE gaps, not assumed ones.
+
+Global gap: V(pi_g*, pi_l) - V(pi_g^(k), pi_l), where pi_g* is the same learner
+at k_ref observing the whole population (its counts rounded to k_ref by the
+largest-remainder rule; with k_ref = n this is exact full observation). Both
+values use the same evaluation seeds (common random numbers) and the gap's
+95 % interval comes from the paired per-seed differences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from altmarl_ros.marl.evaluation import evaluate
+from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.policies import GlobalPolicy
+
+T_QUANTILE_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+                  10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 29: 2.045}
+
+
+@dataclass
+class GlobalGap:
+    gap: float
+    ci95: float  # half-width of the 95 % interval of the gap
+    reference_value: float
+    policy_value: float
+    k_ref: int
+
+
+def t_quantile(dof: int) -> float:
+    """Two-sided 95 % Student-t quantile (table; 1.96 for large dof)."""
+    known = [d for d in T_QUANTILE_975 if d <= dof]
+    return T_QUANTILE_975[max(known)] if dof < 30 and known else 1.96
+
+
+def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean of a - b and the half-width of its 95 % interval."""
+    diff = np.asarray(a) - np.asarray(b)
+    if len(diff) < 2:
+        return float(diff.mean()), float("nan")
+    return float(diff.mean()), float(t_quantile(len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
+
+
+def global_gap(game: TabularGame, policy: GlobalPolicy, reference: GlobalPolicy, local_policy: np.ndarray,
+               seeds: list[int], rollouts: int) -> GlobalGap:
+    """Measured global NE gap of `policy` against the full-observation `reference`."""
+    mine = evaluate(game, policy, local_policy, seeds, rollouts)
+    best = evaluate(game, reference.with_observation("full"), local_policy, seeds, rollouts)
+    gap, ci = paired_difference(best.per_seed_returns, mine.per_seed_returns)
+    return GlobalGap(gap, ci, best.return_mean, mine.return_mean, reference.k)

@@ -1,0 +1,249 @@
+"""G-LEARN: subsampled mean-field Q-learning of the global agent (ALGORITHM.md section 3).
+
+The local policy is frozen. Q_k lives on (s_g, F, a_g) with F a count vector of
+k agents, indexed by its rank (`CountIndex`), so its size is
+|S_g| * C(k+|S_l|-1, |S_l|-1) * |A_g|, independent of n.
+
+Offline form used here (the generative-model form of the update): for every
+(s_g, F) at once, draw `m` next count vectors F' of the k agents once, keep them
+as an index array (a sparse transition with m entries per row), and iterate the
+resulting empirical Bellman operator to its fixed point (alpha_t = 1):
+
+    Q(s_g, F, a) = r_g(s_g, a) + (1/k) sum_s F_s rbar_l(s, s_g)
+                   + gamma * (1/m) sum_j sum_{s_g'} P_g(s_g' | s_g, a) max_a' Q(s_g', F'_j, a')
+
+F' does not depend on a_g, and the expectation over s_g' and over the local
+actions in the reward is taken exactly. The `exact` operator replaces the m
+samples by the exact distribution of F' (affordable for small k).
+
+Iteration stops when MacQueen's bound on the error of V, gamma/(1-gamma) times
+half the span of the last change, is below `tol`; the returned Q is shifted by
+the bound's midpoint, so |Q - Q*| <= tol for the operator used.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from math import lgamma
+
+import numpy as np
+from scipy import sparse
+
+from altmarl_ros.marl.counts import CountIndex
+from altmarl_ros.marl.errors import GameValidationError
+from altmarl_ros.marl.game import TabularGame, check_population
+from altmarl_ros.marl.policies import check_local_policy
+
+log = logging.getLogger(__name__)
+
+EXACT_MAX_COUNT_VECTORS = 5000
+
+
+@dataclass
+class GLearnResult:
+    q_values: np.ndarray  # (G, #count vectors, B)
+    k: int
+    method: str  # "sampled" or "exact"
+    samples_per_entry: int  # m (0 for exact)
+    iterations: int
+    error_bound: float  # MacQueen bound on |Q - Q*| for the operator used
+    seconds: float
+
+
+# --- the transition of the k agents' count vector -------------------------------------
+
+class SampledCountTransition:
+    """m sampled next count vectors per (s_g, F), kept as a sparse row-stochastic matrix.
+
+    Each agent's next state is one float32 uniform compared with the CDF of
+    P(s_l' | s_l, s_g) under the frozen policy; only the number of agents above
+    each CDF level is kept, which gives the rank of F' directly. The matrix has
+    exactly m entries of weight 1/m per row (repeats allowed), so a Bellman
+    sweep is one sparse product.
+    """
+
+    def __init__(self, game: TabularGame, local_policy: np.ndarray, index: CountIndex, m: int,
+                 rng: np.random.Generator, chunk_agents: int = 1_600_000) -> None:
+        if m < 1:
+            raise GameValidationError(f"m (next-state samples per entry) must be >= 1, got {m}")
+        k, L, G = index.k, index.num_states, game.num_global_states
+        next_cdf = np.cumsum(game.local_next_state(local_policy), axis=-1)[..., :-1].astype(np.float32)
+        vectors = index.all_vectors()
+        # agent j of count vector F sits in local state agent_state[F, j]
+        agent_state = (np.arange(k)[None, :] >= np.cumsum(vectors, axis=1)[:, :, None]).sum(axis=1)
+        agent_state = agent_state.astype(np.int8)
+        rows_per_chunk = max(1, chunk_agents // (k * m))
+        next_ranks = np.empty((G, index.size, m), dtype=np.int32)
+        for g in range(G):
+            levels = np.ascontiguousarray(next_cdf[:, g, :].T)  # (L-1, L): CDF level j of each state
+            for start in range(0, index.size, rows_per_chunk):
+                stop = min(start + rows_per_chunk, index.size)
+                states = agent_state[start:stop]
+                u = rng.random((stop - start, m, k), dtype=np.float32)
+                ranks = np.zeros((stop - start, m), dtype=np.int64)
+                for j in range(L - 1):
+                    above = np.count_nonzero(u >= levels[j][states][:, None, :], axis=-1)
+                    ranks += index.binomial(k - above + j, j + 1)
+                next_ranks[g, start:stop] = ranks
+        self.m = m
+        self.shape = (G, index.size)
+        self.matrix = sparse.csr_matrix(
+            (np.full(next_ranks.size, 1.0 / m), next_ranks.ravel(), np.arange(0, next_ranks.size + 1, m)),
+            shape=(G * index.size, index.size),
+        )
+
+    def expect(self, values: np.ndarray) -> np.ndarray:
+        """W[s_g, F, s_g'] = (1/m) sum_j V[s_g', F'_j(s_g, F)]."""
+        return (self.matrix @ np.ascontiguousarray(values.T)).reshape(self.shape + (values.shape[0],))
+
+
+class ExactCountTransition:
+    """The exact distribution of F' for every (s_g, F), dense (G, #F, #F); small k only."""
+
+    def __init__(self, game: TabularGame, local_policy: np.ndarray, index: CountIndex) -> None:
+        if index.size > EXACT_MAX_COUNT_VECTORS:
+            raise GameValidationError(
+                f"the exact G-LEARN operator is dense in count vectors; k={index.k} has {index.size} "
+                f"(> {EXACT_MAX_COUNT_VECTORS}); use method='sampled' for this k"
+            )
+        k, L = index.k, index.num_states
+        next_probs = game.local_next_state(local_policy)  # (L, G, L)
+        indices = [CountIndex(c, L) if c > 0 else None for c in range(k + 1)]
+        vectors = [idx.all_vectors() if idx else np.zeros((1, L), dtype=np.int32) for idx in indices]
+        log_fact = np.array([lgamma(i + 1) for i in range(k + 1)])
+        self.matrix = np.zeros((game.num_global_states, index.size, index.size))
+        for g in range(game.num_global_states):
+            log_p = np.log(np.maximum(next_probs[:, g, :], 1e-300))  # (L, L)
+            for row, counts in enumerate(index.all_vectors()):
+                dist, size = np.ones(1), 0
+                for s in np.flatnonzero(counts):
+                    c = int(counts[s])
+                    outcomes = vectors[c]
+                    pmf = np.exp(log_fact[c] - log_fact[outcomes].sum(axis=1) + outcomes @ log_p[s])
+                    combined = (vectors[size][:, None, :] + outcomes[None, :, :]).reshape(-1, L)
+                    size += c
+                    ranks = indices[size].rank(combined)
+                    dist = np.bincount(ranks, weights=np.outer(dist, pmf).ravel(), minlength=indices[size].size)
+                self.matrix[g, row] = dist
+
+    def expect(self, values: np.ndarray) -> np.ndarray:
+        return np.einsum("gfh,eh->gfe", self.matrix, values)
+
+
+# --- the Bellman iteration ---------------------------------------------------------------
+
+def subsample_rewards(game: TabularGame, local_policy: np.ndarray, index: CountIndex) -> np.ndarray:
+    """r(s_g, F, a_g) = r_g(s_g, a_g) + (1/k) sum_s F_s E_{pi_l}[r_l(s, s_g, a_l)], shape (G, #F, B)."""
+    mean_local = index.all_vectors() @ game.expected_local_reward(local_policy) / index.k  # (#F, G)
+    return game.global_reward[:, None, :] + mean_local.T[:, :, None]
+
+
+def solve_bellman(game: TabularGame, rewards: np.ndarray, transition, tol: float, max_iters: int,
+                  q_init: np.ndarray | None = None) -> tuple[np.ndarray, int, float]:
+    """Iterate Q <- r + gamma P_g W(V) to MacQueen tolerance. Returns (Q, iterations, bound)."""
+    if not tol > 0:
+        raise GameValidationError(f"tol must be > 0, got {tol}")
+    if max_iters < 1:
+        raise GameValidationError(f"max_iters must be >= 1, got {max_iters}")
+    gamma = game.gamma
+    scale = gamma / (1.0 - gamma)
+    values = np.zeros(rewards.shape[:2]) if q_init is None else q_init.max(axis=-1)
+    bound = np.inf
+    for iteration in range(1, max_iters + 1):
+        expected_next = transition.expect(values)  # (G, #F, G')
+        q = rewards + gamma * np.einsum("gbh,gfh->gfb", game.global_transition, expected_next)
+        new_values = q.max(axis=-1)
+        delta = new_values - values
+        low, high = float(delta.min()), float(delta.max())
+        values = new_values
+        bound = scale * (high - low) / 2.0
+        if bound < tol:
+            break
+    else:
+        log.warning("G-LEARN stopped at max_iters=%d with error bound %.3g > tol=%.3g", max_iters, bound, tol)
+    q += scale * (high + low) / 2.0
+    return q, iteration, bound
+
+
+def g_learn(game: TabularGame, local_policy: np.ndarray, k: int, *, method: str = "sampled", m: int = 8,
+            tol: float = 0.01, max_iters: int = 2000, rng: np.random.Generator | None = None,
+            q_init: np.ndarray | None = None) -> GLearnResult:
+    """Best response of the global agent seeing a k-subsample, with `local_policy` frozen."""
+    check_population(game.n, k)
+    local_policy = check_local_policy(game, local_policy)
+    start = time.perf_counter()
+    index = CountIndex(k, game.num_local_states)
+    if method == "sampled":
+        if rng is None:
+            raise GameValidationError("sampled G-LEARN needs an rng (np.random.Generator) for its draws")
+        transition = SampledCountTransition(game, local_policy, index, m, rng)
+    elif method == "exact":
+        transition, m = ExactCountTransition(game, local_policy, index), 0
+    else:
+        raise GameValidationError(f"G-LEARN method must be 'sampled' or 'exact', got {method!r}")
+    rewards = subsample_rewards(game, local_policy, index)
+    q, iterations, bound = solve_bellman(game, rewards, transition, tol, max_iters, q_init)
+    seconds = time.perf_counter() - start
+    log.info("G-LEARN k=%d (%s, %d count vectors, m=%d): %d iterations, error bound %.3g, %.2fs",
+             k, method, index.size, m, iterations, bound, seconds)
+    return GLearnResult(q, k, method, m, iterations, bound, seconds)
+
+
+# --- online G-LEARN on live subsamples ----------------------------------------------------
+
+class OnlineGLearner:
+    """Q-learning of one visited entry at a time, as the coordinator runs it on live robots.
+
+    The step size is `learning_rate` if given, else 1/(1+visits)^0.8 per entry.
+    Actions are epsilon-greedy, ties to the lowest index; all draws come from `rng`.
+    """
+
+    def __init__(self, game: TabularGame, k: int, rng: np.random.Generator, *, epsilon: float = 0.1,
+                 learning_rate: float | None = None, q_values: np.ndarray | None = None) -> None:
+        check_population(game.n, k)
+        if not 0.0 <= epsilon <= 1.0:
+            raise GameValidationError(f"epsilon must lie in [0, 1], got {epsilon}")
+        if learning_rate is not None and not 0.0 < learning_rate <= 1.0:
+            raise GameValidationError(f"learning_rate must lie in (0, 1], got {learning_rate}")
+        self.game, self.k, self.rng = game, k, rng
+        self.epsilon, self.learning_rate = epsilon, learning_rate
+        self.index = CountIndex(k, game.num_local_states)
+        shape = (game.num_global_states, self.index.size, game.num_global_actions)
+        if q_values is None:
+            q_values = np.zeros(shape)
+        q_values = np.asarray(q_values, dtype=np.float64)
+        if q_values.shape != shape:
+            raise GameValidationError(f"Q table for k={k} must have shape {shape}, got {q_values.shape}")
+        self.q_values = q_values.copy()
+        self.visits = np.zeros(shape, dtype=np.int64)
+
+    def _entry(self, global_state: int, counts: np.ndarray) -> tuple[int, int]:
+        if not 0 <= int(global_state) < self.game.num_global_states:
+            raise GameValidationError(
+                f"global state {global_state} out of range [0, {self.game.num_global_states})")
+        counts = self.index.check(counts)
+        return int(global_state), int(self.index.rank(counts))
+
+    def act(self, global_state: int, counts: np.ndarray, explore: bool = True) -> int:
+        g, f = self._entry(global_state, counts)
+        if explore and self.rng.random() < self.epsilon:
+            return int(self.rng.integers(self.game.num_global_actions))
+        return int(np.argmax(self.q_values[g, f]))
+
+    def update(self, global_state: int, counts: np.ndarray, action: int, reward: float,
+               next_global_state: int, next_counts: np.ndarray) -> float:
+        """Apply one Q update to the visited entry; returns the TD error."""
+        g, f = self._entry(global_state, counts)
+        g2, f2 = self._entry(next_global_state, next_counts)
+        if not 0 <= int(action) < self.game.num_global_actions:
+            raise GameValidationError(f"action {action} out of range [0, {self.game.num_global_actions})")
+        if not np.isfinite(reward):
+            raise GameValidationError(f"reward must be finite, got {reward}")
+        target = reward + self.game.gamma * self.q_values[g2, f2].max()
+        td_error = target - self.q_values[g, f, action]
+        self.visits[g, f, action] += 1
+        alpha = self.learning_rate or 1.0 / (1.0 + self.visits[g, f, action]) ** 0.8
+        self.q_values[g, f, action] += alpha * td_error
+        return float(td_error)

@@ -1,0 +1,52 @@
+"""ament_python package that also installs with plain `pip install -e .`."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "altmarl_ros"
+
+# ROS 2 Kilted wheels from PyPI, for machines without a ROS 2 install (CI, laptops).
+# Never install these on a ROS 2 machine: they would shadow the system rclpy.
+ROS_WHEELS = [
+    "ros-rclpy[fastrtps]==9.1.2",
+    "ros-std-msgs",
+    "ros-geometry-msgs",
+    "ros-nav-msgs",
+    "ros-visualization-msgs",
+    "ros-rosgraph-msgs",
+]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "benchmarks"]),
+    python_requires=">=3.10",
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        (f"share/{PACKAGE}/urdf", glob("urdf/*.urdf")),
+    ],
+    # torch is pinned by the install instructions (torch==2.13.0 first, CPU wheel), not here:
+    # an open range here would let pip pull a CUDA build.
+    install_requires=["numpy>=1.24", "scipy>=1.10", "PyYAML>=6", "matplotlib>=3.6", "tqdm>=4.60"],
+    extras_require={
+        "ros": ROS_WHEELS,
+        "sim": ["pybullet>=3.2"],
+        "deep": ["torch==2.13.0"],
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.5"],
+    },
+    zip_safe=True,
+    maintainer="altmarl_ros maintainers",
+    maintainer_email="maintainers@altmarl.invalid",
+    description="ALTERNATING-MARL (mean-field subsampling) for ROS 2 robot swarms",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "altmarl = altmarl_ros.cli:main",
+        ],
+    },
+)
