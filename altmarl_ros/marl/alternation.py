@@ -44,6 +44,7 @@ class AlternationConfig:
     local_method: str = "exact"
     local_temperature: float | None = None
     local_m: int = 64
+    mean_field_mode: str = "episodic"  # or "stationary" (see llearn.mean_field)
     mean_field_batch: int = 200
     mean_field_burn_in: int = 100
     mean_field_steps: int = 200
@@ -123,7 +124,7 @@ def alternate(game: TabularGame, k: int, config: AlternationConfig | None = None
         q_init = learned.q_values
         global_policy = GlobalPolicy.from_q(learned.q_values, k)
         field_now = mean_field(game, global_policy, local_policy, streams["mean_field"], config.mean_field_batch,
-                               config.mean_field_burn_in, config.mean_field_steps)
+                               config.mean_field_burn_in, config.mean_field_steps, config.mean_field_mode)
         local_policy, local_q = l_learn(game, field_now, method=config.local_method,
                                         temperature=config.local_temperature, rng=streams["llearn"], m=config.local_m)
         value = evaluate(game, global_policy, local_policy, eval_seeds, config.eval_rollouts)
@@ -139,7 +140,8 @@ def alternate(game: TabularGame, k: int, config: AlternationConfig | None = None
             gap_g, gap_ci, ref_value = measured.gap, measured.ci95, measured.reference_value
             ref_seconds = time.perf_counter() - ref_start
             field_after = mean_field(game, global_policy, local_policy, streams["mean_field"],
-                                     config.mean_field_batch, config.mean_field_burn_in, config.mean_field_steps)
+                                     config.mean_field_batch, config.mean_field_burn_in, config.mean_field_steps,
+                                     config.mean_field_mode)
             gaps = local_gap(game, field_after, local_policy)
             gap_l, gap_l_worst = gaps.expected, gaps.worst_state
         record = RoundRecord(round_number, value.return_mean, value.return_std, value.mode_accuracy, gap_g, gap_ci,

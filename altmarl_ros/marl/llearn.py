@@ -5,7 +5,7 @@ s_l' ~ P_l(. | s_l, s_g, a_l) and s_g' ~ sum_a P(a_g = a | s_g) P_g(. | s_g, a),
 P(a_g | s_g) is how often the frozen global policy, fed k-subsamples of the
 population, takes each action in each global state. That frequency comes from
 the mean field: the population simulated under the current (pi_g, pi_l) with
-its real coupling to s_g, after a burn-in, so it is the stationary behaviour.
+its real coupling to s_g (see `mean_field` for its two modes).
 """
 
 from __future__ import annotations
@@ -34,22 +34,41 @@ class MeanField:
         return np.einsum("gb,gbh->gh", self.action_given_state, game.global_transition)
 
 
+MEAN_FIELD_MODES = ("episodic", "stationary")
+
+
 def mean_field(game: TabularGame, global_policy: GlobalPolicy, local_policy: np.ndarray,
-               rng: np.random.Generator, batch: int = 200, burn_in: int = 100, steps: int = 200) -> MeanField:
-    """Simulate `batch` populations for burn_in + steps and tally the last `steps`."""
-    run = rollout(game, global_policy, local_policy, rng, batch, horizon=burn_in + steps, record_profiles=True)
-    G, B = game.num_global_states, game.num_global_actions
-    states = run.global_states[:, burn_in:-1].ravel()
-    actions = run.global_actions[:, burn_in:].ravel()
-    profiles = run.profiles[:, burn_in:].reshape(-1, game.num_local_states)
-    joint = np.bincount(states * B + actions, minlength=G * B).reshape(G, B).astype(float)
+               rng: np.random.Generator, batch: int = 200, burn_in: int = 100, steps: int = 200,
+               mode: str = "episodic") -> MeanField:
+    """Population statistics under (pi_g, pi_l), with the real coupling between s_g and the robots.
+
+    `episodic` (default) weights the steps of episodes from the task's initial
+    distribution by gamma^t over the horizon: the occupancy that the discounted
+    return from that distribution, and so the certificate, is about.
+    `stationary` runs `batch` populations for burn_in + steps and tallies the last
+    `steps` equally: the long-run mean field.
+    """
+    if mode == "episodic":
+        run = rollout(game, global_policy, local_policy, rng, batch, record_profiles=True)
+        first, weights = 0, game.gamma ** np.arange(game.horizon)
+    elif mode == "stationary":
+        run = rollout(game, global_policy, local_policy, rng, batch, horizon=burn_in + steps, record_profiles=True)
+        first, weights = burn_in, np.ones(steps)
+    else:
+        raise GameValidationError(f"mean-field mode must be one of {MEAN_FIELD_MODES}, got {mode!r}")
+    G, B, L = game.num_global_states, game.num_global_actions, game.num_local_states
+    states = run.global_states[:, first:-1].ravel()
+    actions = run.global_actions[:, first:].ravel()
+    profiles = run.profiles[:, first:].reshape(-1, L)
+    w = np.broadcast_to(weights, run.global_actions[:, first:].shape).ravel()
+    joint = np.bincount(states * B + actions, weights=w, minlength=G * B).reshape(G, B)
     visits = joint.sum(axis=1)
-    # unvisited global states: fall back to the policy's action on the overall mean profile
-    action_given_state = np.where(visits[:, None] > 0, joint / np.maximum(visits[:, None], 1), 1.0 / B)
-    profile_sum = np.zeros((G, game.num_local_states))
-    np.add.at(profile_sum, states, profiles)
-    overall = profiles.mean(axis=0)
-    profile_given_state = np.where(visits[:, None] > 0, profile_sum / np.maximum(visits[:, None], 1), overall)
+    # a global state never visited: its actions are unknown, so take them as uniform
+    action_given_state = np.where(visits[:, None] > 0, joint / np.maximum(visits[:, None], 1e-300), 1.0 / B)
+    profile_sum = np.zeros((G, L))
+    np.add.at(profile_sum, states, profiles * w[:, None])
+    overall = (profiles * w[:, None]).sum(axis=0) / w.sum()
+    profile_given_state = np.where(visits[:, None] > 0, profile_sum / np.maximum(visits[:, None], 1e-300), overall)
     return MeanField(visits / visits.sum(), action_given_state, profile_given_state, overall)
 
 
