@@ -32,7 +32,7 @@ class SlopeFit:
 
 def fit_loglog_slope(ks: list[int], gaps: list[float]) -> SlopeFit:
     """Least-squares slope of log(gap) against log(k) over the positive gaps."""
-    pairs = [(k, g) for k, g in zip(ks, gaps) if g > 0 and math.isfinite(g)]
+    pairs = [(k, g) for k, g in zip(ks, gaps, strict=True) if g > 0 and math.isfinite(g)]
     if len(pairs) < 2:
         return SlopeFit(float("nan"), float("nan"), len(pairs), len(ks) - len(pairs))
     x = np.log([p[0] for p in pairs])
@@ -115,7 +115,7 @@ def plot_sweep(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "")
                                   marker="o", capsize=3))
 
     def draw_gap(ax) -> None:
-        positive = [(k, g, float(r["global_gap_ci95"])) for k, g, r in zip(ks, gaps, rows) if g > 0]
+        positive = [(k, g, float(r["global_gap_ci95"])) for k, g, r in zip(ks, gaps, rows, strict=True) if g > 0]
         if positive:
             ax.errorbar([p[0] for p in positive], [p[1] for p in positive], yerr=[p[2] for p in positive],
                         marker="o", capsize=3, label="measured global gap (95 % CI)")

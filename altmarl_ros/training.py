@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from altmarl_ros.marl.alternation import AlternationResult
+from altmarl_ros.marl.checkpoint import CHECKPOINT_NAME, load_checkpoint, resolve_path, save_checkpoint
 from altmarl_ros.marl.counts import CountIndex
 from altmarl_ros.marl.errors import AltmarlError, CheckpointError
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policies import GlobalPolicy, check_local_policy
-from altmarl_ros.marl.checkpoint import CHECKPOINT_NAME, load_checkpoint, resolve_path, save_checkpoint
 from altmarl_ros.tasks import make_game
 
 HISTORY_NAME = "history.csv"

@@ -85,9 +85,9 @@ def machine_info() -> dict[str, Any]:
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain right-aligned text table."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths))
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
     rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+    body = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join([line, rule, *body])
 
 

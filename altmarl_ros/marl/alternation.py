@@ -108,7 +108,8 @@ def alternate(game: TabularGame, k: int, config: AlternationConfig | None = None
     """Run ALTERNATING-MARL on a tabular game; see the module docstring."""
     config = config or AlternationConfig()
     config.validate(game, k)
-    streams = dict(zip(STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STREAMS)))))
+    streams = dict(zip(STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STREAMS))),
+                       strict=True))
     eval_seeds = list(range(config.eval_seeds))
     k_ref = config.reference_k(game)
     local_policy = uniform_local_policy(game)

@@ -12,13 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from altmarl_ros.marl.evaluation import evaluate
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policies import GlobalPolicy
-
-T_QUANTILE_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-                  10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 29: 2.045}
 
 
 @dataclass
@@ -31,9 +29,8 @@ class GlobalGap:
 
 
 def t_quantile(dof: int) -> float:
-    """Two-sided 95 % Student-t quantile (table; 1.96 for large dof)."""
-    known = [d for d in T_QUANTILE_975 if d <= dof]
-    return T_QUANTILE_975[max(known)] if dof < 30 and known else 1.96
+    """Two-sided 95 % Student-t quantile with `dof` degrees of freedom."""
+    return float(student_t.ppf(0.975, dof))
 
 
 def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:

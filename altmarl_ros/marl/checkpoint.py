@@ -111,7 +111,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path} is missing arrays {missing}")
     for name, info in expected.items():
         if _digest(contents[name]) != info["sha256"]:
-            raise CheckpointError(f"{path}: array {name!r} does not match its recorded checksum (file altered or corrupt)")
+            raise CheckpointError(
+                f"{path}: array {name!r} does not match its recorded checksum (file altered or corrupt)")
     return Checkpoint(contents, meta)
 
 

@@ -11,7 +11,7 @@ combinatorial number system, rank = sum_j C(b_j, j+1).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from math import comb
 
 import numpy as np
@@ -111,7 +111,7 @@ class CountIndex:
         return counts.astype(np.int64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _enumerate_compositions(total: int, parts: int) -> np.ndarray:
     """All non-negative integer vectors of length `parts` summing to `total` (cached, read-only)."""
     if parts == 1:

@@ -79,7 +79,8 @@ class EvaluationReport:
 
 
 def evaluate(game: TabularGame, global_policy: GlobalPolicy, local_policy: np.ndarray,
-             seeds: tuple[int, ...] | list[int] = DEFAULT_EVAL_SEEDS, rollouts: int = DEFAULT_ROLLOUTS) -> EvaluationReport:
+             seeds: tuple[int, ...] | list[int] = DEFAULT_EVAL_SEEDS,
+             rollouts: int = DEFAULT_ROLLOUTS) -> EvaluationReport:
     """The evaluation protocol; each seed's episodes come from np.random.default_rng(seed)."""
     start = time.perf_counter()
     per_seed_returns, per_seed_modes = [], []

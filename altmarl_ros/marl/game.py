@@ -61,7 +61,8 @@ def check_population(n: int, k: int | None = None) -> None:
     if k < 1:
         raise GameValidationError(f"k (subsample size) must be >= 1, got k={k}; valid: 1 <= k <= n={n}")
     if k > n:
-        raise GameValidationError(f"k={k} exceeds n={n}: the coordinator cannot sample more robots than exist; valid: 1 <= k <= n")
+        raise GameValidationError(
+            f"k={k} exceeds n={n}: the coordinator cannot sample more robots than exist; valid: 1 <= k <= n")
 
 
 def _first_bad(mask: np.ndarray) -> tuple[int, ...]:

@@ -27,6 +27,7 @@ import logging
 import time
 from dataclasses import dataclass
 from math import lgamma
+from typing import Protocol
 
 import numpy as np
 from scipy import sparse
@@ -54,6 +55,12 @@ class GLearnResult:
 
 # --- the transition of the k agents' count vector -------------------------------------
 
+class CountTransition(Protocol):
+    def expect(self, values: np.ndarray) -> np.ndarray:
+        """W[s_g, F, s_g'] = E[V[s_g', F'] | s_g, F] for V of shape (G', #F)."""
+
+
+
 class SampledCountTransition:
     """m sampled next count vectors per (s_g, F), kept as a sparse row-stochastic matrix.
 
@@ -72,8 +79,7 @@ class SampledCountTransition:
         next_cdf = np.cumsum(game.local_next_state(local_policy), axis=-1)[..., :-1].astype(np.float32)
         vectors = index.all_vectors()
         # agent j of count vector F sits in local state agent_state[F, j]
-        agent_state = (np.arange(k)[None, :] >= np.cumsum(vectors, axis=1)[:, :, None]).sum(axis=1)
-        agent_state = agent_state.astype(np.int8)
+        agent_state = np.repeat(np.tile(np.arange(L, dtype=np.int8), index.size), vectors.ravel()).reshape(-1, k)
         rows_per_chunk = max(1, chunk_agents // (k * m))
         next_ranks = np.empty((G, index.size, m), dtype=np.int32)
         for g in range(G):
@@ -134,29 +140,56 @@ class ExactCountTransition:
 
 # --- the Bellman iteration ---------------------------------------------------------------
 
-def subsample_rewards(game: TabularGame, local_policy: np.ndarray, index: CountIndex) -> np.ndarray:
-    """r(s_g, F, a_g) = r_g(s_g, a_g) + (1/k) sum_s F_s E_{pi_l}[r_l(s, s_g, a_l)], shape (G, #F, B)."""
+@dataclass
+class SubsampleReward:
+    """r(s_g, F, a_g) = r_g(s_g, a_g) + (1/k) sum_s F_s E_{pi_l}[r_l(s, s_g, a_l)], kept as its two terms."""
+
+    global_part: np.ndarray  # (G, B)
+    local_part: np.ndarray  # (G, #F)
+
+    def add_to(self, q: np.ndarray) -> np.ndarray:
+        q += self.local_part[:, :, None]
+        q += self.global_part[:, None, :]
+        return q
+
+    def full(self) -> np.ndarray:
+        return self.add_to(np.zeros(self.local_part.shape + self.global_part.shape[1:]))
+
+
+def subsample_reward(game: TabularGame, local_policy: np.ndarray, index: CountIndex) -> SubsampleReward:
     mean_local = index.all_vectors() @ game.expected_local_reward(local_policy) / index.k  # (#F, G)
-    return game.global_reward[:, None, :] + mean_local.T[:, :, None]
+    return SubsampleReward(game.global_reward, np.ascontiguousarray(mean_local.T))
 
 
-def solve_bellman(game: TabularGame, rewards: np.ndarray, transition, tol: float, max_iters: int,
-                  q_init: np.ndarray | None = None) -> tuple[np.ndarray, int, float]:
-    """Iterate Q <- r + gamma P_g W(V) to MacQueen tolerance. Returns (Q, iterations, bound)."""
+def solve_bellman(game: TabularGame, reward: SubsampleReward, transition: CountTransition, tol: float,
+                  max_iters: int, q_init: np.ndarray | None = None) -> tuple[np.ndarray, int, float]:
+    """Iterate Q <- r + gamma P_g W(V) to MacQueen tolerance. Returns (Q, iterations, bound).
+
+    Works in place on one Q buffer, so the peak is about two Q-sized arrays.
+    """
     if not tol > 0:
         raise GameValidationError(f"tol must be > 0, got {tol}")
     if max_iters < 1:
         raise GameValidationError(f"max_iters must be >= 1, got {max_iters}")
     gamma = game.gamma
     scale = gamma / (1.0 - gamma)
-    values = np.zeros(rewards.shape[:2]) if q_init is None else q_init.max(axis=-1)
+    shape = reward.local_part.shape + (game.num_global_actions,)
+    values = np.zeros(shape[:2]) if q_init is None else q_init.max(axis=-1)
+    q = np.empty(shape)
+    transition_to_next = np.ascontiguousarray(game.global_transition.transpose(0, 2, 1))  # (G, G', B)
     bound = np.inf
-    for iteration in range(1, max_iters + 1):
+    iteration = 0
+    while iteration < max_iters:
+        iteration += 1
         expected_next = transition.expect(values)  # (G, #F, G')
-        q = rewards + gamma * np.einsum("gbh,gfh->gfb", game.global_transition, expected_next)
+        np.matmul(expected_next, transition_to_next, out=q)  # sum_h W[g, F, h] P_g[g, b, h]
+        del expected_next
+        q *= gamma
+        reward.add_to(q)
         new_values = q.max(axis=-1)
-        delta = new_values - values
-        low, high = float(delta.min()), float(delta.max())
+        new_values -= values  # the change, in place
+        low, high = float(new_values.min()), float(new_values.max())
+        new_values += values
         values = new_values
         bound = scale * (high - low) / 2.0
         if bound < tol:
@@ -183,8 +216,8 @@ def g_learn(game: TabularGame, local_policy: np.ndarray, k: int, *, method: str 
         transition, m = ExactCountTransition(game, local_policy, index), 0
     else:
         raise GameValidationError(f"G-LEARN method must be 'sampled' or 'exact', got {method!r}")
-    rewards = subsample_rewards(game, local_policy, index)
-    q, iterations, bound = solve_bellman(game, rewards, transition, tol, max_iters, q_init)
+    reward = subsample_reward(game, local_policy, index)
+    q, iterations, bound = solve_bellman(game, reward, transition, tol, max_iters, q_init)
     seconds = time.perf_counter() - start
     log.info("G-LEARN k=%d (%s, %d count vectors, m=%d): %d iterations, error bound %.3g, %.2fs",
              k, method, index.size, m, iterations, bound, seconds)

@@ -37,7 +37,8 @@ def sample_initial_states(game: TabularGame, rng: np.random.Generator, batch: in
     return global_state.astype(np.int64), counts.astype(np.int64)
 
 
-def step_global(game: TabularGame, rng: np.random.Generator, global_state: np.ndarray, global_action: np.ndarray) -> np.ndarray:
+def step_global(game: TabularGame, rng: np.random.Generator, global_state: np.ndarray,
+                global_action: np.ndarray) -> np.ndarray:
     """Draw s_g' ~ P_g(. | s_g, a_g) for each rollout (inverse CDF)."""
     cdf = np.cumsum(game.global_transition[global_state, global_action], axis=-1)
     u = rng.random(len(global_state))[:, None]

@@ -60,5 +60,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise GameValidationError(f"config file {path} must hold a mapping of keys to values, got {type(data).__name__}")
+        raise GameValidationError(
+            f"config file {path} must hold a mapping of keys to values, got {type(data).__name__}")
     return data

@@ -1,0 +1,66 @@
+"""The `altmarl` command end to end on tiny problems, and its errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from altmarl_ros.cli import main
+from altmarl_ros.sweep import PLOTS, fit_loglog_slope
+
+TINY = ["--n", "40", "--rounds", "1", "--k-ref", "6", "--eval-seeds", "2", "--eval-rollouts", "5", "-q"]
+
+
+def test_train_then_eval(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "zones", "--k", "2", "--seed", "1", "--out", str(out), *TINY]) == 0
+    assert (out / "checkpoint.npz").is_file() and (out / "summary.json").is_file()
+    report = tmp_path / "eval.json"
+    assert main(["eval", str(out), "--seeds", "3", "--rollouts", "4", "--json", str(report), "-q"]) == 0
+    result = json.loads(report.read_text())
+    assert result["k"] == 2 and result["n"] == 40 and result["seeds"] == 3
+    assert 0.0 <= result["mode_accuracy"] <= 1.0
+    assert "mode accuracy" in capsys.readouterr().out
+
+
+def test_sweep_writes_csv_and_plots(tmp_path):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--k", "1,2", "--out", str(out), "--final-seeds", "2", "--final-rollouts", "4", *TINY]) == 0
+    with open(out / "sweep.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["k"]) for r in rows] == [1, 2]
+    for name in PLOTS:
+        assert (out / name).stat().st_size > 1000
+    assert (out / "k1" / "checkpoint.npz").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--k", "0", "--out", "x", "--n", "10"], "k (subsample size) must be >= 1"),
+    (["train", "--k", "11", "--out", "x", "--n", "10"], "k=11 exceeds n=10"),
+    (["train", "--k", "2", "--out", "x", "--n", "0"], "n (number of local agents)"),
+    (["train", "--k", "2", "--out", "x", "--set", "gamma=1.5"], "gamma must lie in the open interval"),
+    (["train", "--k", "2", "--out", "x", "--set", "speed=3"], "unknown ZonesConfig keys"),
+    (["train", "--k", "2", "--out", "x", "--n", "10", "--k-ref", "20"], "k=20 exceeds n=10"),
+    (["eval", "does-not-exist"], "no checkpoint"),
+])
+def test_bad_input_is_a_clear_error(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # nothing was written before the error
+
+
+def test_bad_k_list_is_rejected(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--k", "1,two", "--out", "x"])
+    assert "comma-separated integers" in capsys.readouterr().err
+
+
+def test_loglog_slope_recovers_a_power_law():
+    ks = [1, 2, 4, 8, 16]
+    fit = fit_loglog_slope(ks, [3.0 * k ** -0.5 for k in ks])
+    assert fit.slope == pytest.approx(-0.5) and fit.points_used == 5
+    fit = fit_loglog_slope(ks, [1.0, -0.1, 0.5, 0.0, 0.25])
+    assert fit.points_dropped == 2
