@@ -52,7 +52,8 @@ class WorldConfig:
             if not np.isfinite(value) or value <= 0:
                 raise WorldError(f"{name} must be a positive number, got {value!r}")
         if self.control_rate > self.physics_rate:
-            raise WorldError(f"control_rate ({self.control_rate} Hz) cannot exceed physics_rate ({self.physics_rate} Hz)")
+            raise WorldError(
+                f"control_rate ({self.control_rate} Hz) cannot exceed physics_rate ({self.physics_rate} Hz)")
         if self.decision_period < 1.0 / self.control_rate:
             raise WorldError(f"decision_period ({self.decision_period} s) must span at least one control period "
                              f"(1/control_rate = {1.0 / self.control_rate} s)")
