@@ -1,16 +1,18 @@
 """Go-to-point controller turning targets into cmd_vel, vectorised over bodies.
 
 A desired planar velocity per body — attraction to its target plus a short-range
-repulsion from neighbours with a sideways part (everyone passes on the right) —
-is turned into unicycle commands:
+repulsion from neighbours with a sideways part (everyone passes on the right),
+less any part heading into a close neighbour (so bodies slide along each other)
+— is turned into unicycle commands:
 
 * Bounded: |v| <= max_linear, |omega| <= max_angular.
 * No spinning in place forever: the yaw rate is proportional to the heading
   error of the desired velocity, which shrinks as the body turns; a body facing
   away from a nearby target backs up instead of turning around.
 * Gives way: a parked body near a passing one is repelled off its path and
-  returns once it has passed; a body never drives into a neighbour closer than
-  `min_gap` ahead — it stops and waits rather than pushing through.
+  returns once it has passed; a body never drives closer than `min_gap` to a
+  neighbour (counting what the neighbour's own command closes in the same
+  control period) — it stops and waits rather than pushing through.
 """
 
 from __future__ import annotations
@@ -30,8 +32,7 @@ class ControllerGains:
     influence_gap: float = 0.3  # m: neighbours with a smaller gap between footprints repel
     repulsion: float = 1.0  # m/s at contact
     sideways: float = 0.6  # share of the repulsion turned 90 degrees right, to pass on the right
-    min_gap: float = 0.03  # m: never drive towards a neighbour closer than this
-    front_half_angle: float = np.pi / 3
+    min_gap: float = 0.01  # m: never drive closer than this to a neighbour
 
 
 def wrap_angle(angle: np.ndarray) -> np.ndarray:
@@ -55,6 +56,7 @@ class GoToController:
         desired = to_target * np.minimum(g.distance_gain, self.max_linear / np.maximum(distance, 1e-9))[:, None]
         desired[distance < g.arrive_tolerance] = 0.0
         desired += self._repulsion(poses)
+        desired = self._slide(poses, desired, dt)
         speed = np.hypot(desired[:, 0], desired[:, 1])
         scale = np.minimum(1.0, self.max_linear / np.maximum(speed, 1e-9))
         desired *= scale[:, None]
@@ -94,19 +96,30 @@ class GoToController:
         np.add.at(push, a, strength[:, None] * ((1 - g.sideways) * away + g.sideways * right))
         return push
 
-    def _blocked(self, poses: np.ndarray, linear: np.ndarray, dt: float) -> np.ndarray:
-        """Moving bodies with a neighbour closer than min_gap (plus one period of closing) ahead."""
+    def _slide(self, poses: np.ndarray, desired: np.ndarray, dt: float) -> np.ndarray:
+        """Drop the part of the desired velocity that heads into a close neighbour: slide along it instead."""
         g = self.gains
-        limit = g.min_gap + 2 * self.max_linear * dt
+        a, b, unit, gap = self._pairs(poses, 2 * self.radii.max() + g.min_gap + 2 * self.max_linear * dt)
+        if len(a) == 0:
+            return desired
+        close = gap < g.min_gap + 2 * self.max_linear * dt
+        a, unit = a[close], unit[close]
+        towards = np.maximum((desired[a] * unit).sum(axis=1), 0.0)
+        correction = np.zeros_like(desired)
+        np.add.at(correction, a, towards[:, None] * unit)
+        return desired - correction
+
+    def _blocked(self, poses: np.ndarray, linear: np.ndarray, dt: float) -> np.ndarray:
+        """Moving bodies whose next period of motion would bring them within min_gap of a neighbour,
+        counting what the neighbour's own command closes in the same period."""
+        g = self.gains
         blocked = np.zeros(len(poses), dtype=bool)
-        a, b, unit, gap = self._pairs(poses, 2 * self.radii.max() + limit)
+        a, b, unit, gap = self._pairs(poses, 2 * self.radii.max() + g.min_gap + 2 * self.max_linear * dt)
         if len(a) == 0:
             return blocked
-        travel = poses[a, 2] + np.where(linear[a] < 0, np.pi, 0.0)
-        bearing = np.arctan2(unit[:, 1], unit[:, 0])
-        # closing in on the neighbour: project one step of own motion on the line to it
-        closing = np.abs(linear[a]) * dt * np.cos(wrap_angle(bearing - travel))
-        ahead = np.abs(wrap_angle(bearing - travel)) < g.front_half_angle
-        hit = (gap - closing < g.min_gap) & ahead & (linear[a] != 0)
+        heading = np.stack([np.cos(poses[:, 2]), np.sin(poses[:, 2])], axis=1)
+        own = linear[a] * dt * (heading[a] * unit).sum(axis=1)  # a's approach towards b
+        other = linear[b] * dt * -(heading[b] * unit).sum(axis=1)  # b's approach towards a
+        hit = (own > 0) & (gap - own - np.maximum(other, 0.0) < g.min_gap)
         blocked[a[hit]] = True
         return blocked
