@@ -225,10 +225,11 @@ def cmd_eval_sim(args: argparse.Namespace) -> int:
     tabular = evaluate(game, trained.global_policy, trained.local_policy, list(range(args.seed, args.seed + 3)),
                        args.rollouts)
     empirical, model, tv = transition_table(game, transitions)
-    spread = float(np.std(returns, ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else float("nan")
+    spread = f"± {np.std(returns, ddof=1) / np.sqrt(len(returns)):.3f} (standard error over episodes)" \
+        if len(returns) > 1 else "(one episode: no error estimate)"
     print(f"{trained.meta['task']} k={trained.k} in the {config.backend} world, n={n}, {args.episodes} episode(s): "
           f"{sim_time:.0f} s simulated in {wall:.1f} s (real-time factor {sim_time / max(wall, 1e-9):.1f})")
-    print(f"  discounted return   {np.mean(returns):.3f} ± {spread:.3f} (standard error over episodes)")
+    print(f"  discounted return   {np.mean(returns):.3f} {spread}")
     print(f"  mode accuracy       {np.mean(modes):.4f}")
     print(f"  tabular evaluation  {tabular.return_mean:.3f} ± {tabular.return_std:.3f} "
           f"(same n, {len(tabular.seeds)} seeds x {args.rollouts} rollouts)")

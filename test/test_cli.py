@@ -64,3 +64,18 @@ def test_loglog_slope_recovers_a_power_law():
     assert fit.slope == pytest.approx(-0.5) and fit.points_used == 5
     fit = fit_loglog_slope(ks, [1.0, -0.1, 0.5, 0.0, 0.25])
     assert fit.points_dropped == 2
+
+
+def test_eval_sim_reports_physics_next_to_the_model(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "zones", "--k", "2", "--out", str(out), *TINY]) == 0
+    png = tmp_path / "last.png"
+    assert main(["eval-sim", str(out), "--n", "10", "--episodes", "2", "--rollouts", "5", "--png", str(png),
+                 "--set", "decision_period=10", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "total-variation distance" in printed and "kinematic world, n=10, 2 episode(s)" in printed
+    assert png.stat().st_size > 10_000
+    assert main(["eval-sim", str(out), "--n", "500", "-q"]) == 2
+    assert "do not fit" in capsys.readouterr().err
+    assert main(["eval-sim", str(out), "--set", "physics_rate=-5", "-q"]) == 2
+    assert "physics_rate must be a positive number" in capsys.readouterr().err

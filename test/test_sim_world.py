@@ -170,3 +170,18 @@ def test_policy_for_other_zone_count_is_refused(trained):
     with pytest.raises(WorldError, match="5 zones but the world has 6"):
         run_episode(WorldConfig(zones=6, ring_radius=3.8, zone_radius=1.85, arena_half_size=6.0), game.with_n(10),
                     result.global_policy, result.local_policy, 10, np.random.default_rng(0))
+
+
+def test_pictures_are_rendered_headless(trained, tmp_path):
+    from altmarl_ros.sim.render import render_gif, render_png
+
+    game, result = trained
+    config = WorldConfig()
+    episode = run_episode(config, game.with_n(12), result.global_policy, result.local_policy, 12,
+                          np.random.default_rng(0), record_every=40, horizon=3)
+    assert len(episode.frames) == 3 * 4  # 140 control steps per decision, one frame every 40
+    assert len(episode.frames[-1].sampled) == result.k
+    png = render_png(config, episode.frames[-1], tmp_path / "swarm.png")
+    gif = render_gif(config, episode.frames, tmp_path / "swarm.gif")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert gif.read_bytes()[:6] in (b"GIF87a", b"GIF89a")
