@@ -1,0 +1,1 @@
+"""The decision logic of each ROS 2 node as plain classes that never touch rclpy."""

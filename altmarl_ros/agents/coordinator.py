@@ -1,0 +1,148 @@
+"""The coordinator's logic: k-sampling of live robots, the global policy, online G-LEARN.
+
+One decision step, as the coordinator node runs it:
+
+    step, ids = coordinator.begin_step(now, leader_zone)   # publish the request to exactly `ids`
+    coordinator.on_reply(step, robot_id, zone)             # for each reply that arrives in time
+    decision = coordinator.finish_step(now)                # act, learn, update liveness
+
+Liveness: a robot that misses `max_missed` requests in a row is presumed dead
+and no longer sampled; any message from it (a reply or a heartbeat) revives it.
+Dropped replies lower k_effective for that step instead of stalling it; with
+fewer than k replies the observed counts are rescaled to k (largest remainder)
+so the k-table still applies, and with none the previous action is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from altmarl_ros.marl.errors import GameValidationError
+from altmarl_ros.marl.game import TabularGame, check_population
+from altmarl_ros.marl.glearn import OnlineGLearner
+from altmarl_ros.marl.policies import GlobalPolicy, round_counts
+
+
+@dataclass
+class CommStats:
+    steps: int = 0
+    requests: int = 0  # robot ids asked, summed over steps
+    replies: int = 0  # replies accepted
+    rejected: int = 0  # replies for another step, from robots not asked, or repeated
+    timeouts: int = 0  # asked robots that did not answer in time
+    k_effective_last: int = 0
+    dead: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Decision:
+    step: int
+    global_state: int
+    global_action: int
+    counts: np.ndarray  # the k-subsample's count vector the policy saw (size k)
+    k_effective: int
+    reward_estimate: float
+    td_error: float | None
+
+
+class Coordinator:
+    """Chooses whom to ask, what to do, and (optionally) learns from it."""
+
+    def __init__(self, game: TabularGame, k: int, global_policy: GlobalPolicy, local_policy: np.ndarray,
+                 rng: np.random.Generator, *, learner: OnlineGLearner | None = None, max_missed: int = 3) -> None:
+        check_population(game.n, k)
+        if global_policy.k != k:
+            raise GameValidationError(f"the global policy was trained for k={global_policy.k}, not k={k}")
+        if max_missed < 1:
+            raise GameValidationError(f"max_missed must be >= 1, got {max_missed}")
+        self.game, self.k, self.policy, self.rng = game, k, global_policy, rng
+        self.learner = learner
+        self.max_missed = max_missed
+        self.expected_local_reward = game.expected_local_reward(local_policy)  # (L, G)
+        self.missed = np.zeros(game.n, dtype=np.int64)
+        self.stats = CommStats()
+        self.step = 0
+        self._asked: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._replies: dict[int, int] = {}
+        self._global_state = 0
+        self._last_action = 0
+        self._previous: tuple[int, np.ndarray, int, float] | None = None  # (s_g, counts, a_g, reward)
+
+    # --- liveness ----------------------------------------------------------------------
+    def alive(self) -> np.ndarray:
+        return np.flatnonzero(self.missed < self.max_missed)
+
+    def heard_from(self, robot_id: int) -> None:
+        """Any message from a robot proves it is alive."""
+        if 0 <= robot_id < self.game.n:
+            self.missed[robot_id] = 0
+
+    # --- one decision step ----------------------------------------------------------------
+    def begin_step(self, leader_zone: int) -> tuple[int, np.ndarray]:
+        """Draw a fresh uniform k-subset of the live robots (fewer if fewer are alive)."""
+        if not 0 <= leader_zone < self.game.num_global_states:
+            raise GameValidationError(f"leader zone {leader_zone} out of range [0, {self.game.num_global_states})")
+        self.step += 1
+        self._global_state = int(leader_zone)
+        alive = self.alive()
+        size = min(self.k, len(alive))
+        self._asked = np.sort(self.rng.choice(alive, size=size, replace=False)) if size else alive[:0]
+        self._replies = {}
+        self.stats.steps += 1
+        self.stats.requests += size
+        return self.step, self._asked
+
+    def on_reply(self, step: int, robot_id: int, zone: int) -> bool:
+        """Record one robot's zone; False (and counted) if it is stale, unsolicited, repeated or invalid."""
+        self.heard_from(robot_id)
+        valid = (step == self.step and robot_id in self._asked and robot_id not in self._replies
+                 and 0 <= zone < self.game.num_local_states)
+        if not valid:
+            self.stats.rejected += 1
+            return False
+        self._replies[int(robot_id)] = int(zone)
+        self.stats.replies += 1
+        return True
+
+    def finish_step(self) -> Decision:
+        """Act on the replies received; update liveness, statistics and (if learning) Q."""
+        missing = np.setdiff1d(self._asked, np.fromiter(self._replies, dtype=np.int64, count=len(self._replies)))
+        self.missed[missing] += 1
+        self.stats.timeouts += len(missing)
+        self.stats.dead = self.dead().tolist()
+        k_effective = len(self._replies)
+        self.stats.k_effective_last = k_effective
+        g, L = self._global_state, self.game.num_local_states
+        observed = np.bincount(np.fromiter(self._replies.values(), dtype=np.int64, count=k_effective), minlength=L)
+        if k_effective == 0:
+            counts = None
+            action = self._last_action
+            reward = float(self.game.global_reward[g, action])
+        else:
+            counts = observed if k_effective == self.k else round_counts(observed[None, :], self.k)[0]
+            if self.learner is not None:
+                action = self.learner.act(g, counts)
+            else:
+                action = int(self.policy.act(np.array([g]), counts[None, :])[0])
+            reward = float(self.game.global_reward[g, action]
+                           + observed @ self.expected_local_reward[:, g] / k_effective)
+        td_error = None
+        if self.learner is not None and self._previous is not None and counts is not None:
+            pg, pcounts, pa, preward = self._previous
+            td_error = self.learner.update(pg, pcounts, pa, preward, g, counts)
+        self._previous = (g, counts, action, reward) if counts is not None else None
+        self._last_action = action
+        return Decision(self.step, g, action, counts if counts is not None else np.zeros(L, dtype=np.int64),
+                        k_effective, reward, td_error)
+
+    def dead(self) -> np.ndarray:
+        return np.flatnonzero(self.missed >= self.max_missed)
+
+    @property
+    def q_values(self) -> np.ndarray | None:
+        return None if self.learner is None else self.learner.q_values

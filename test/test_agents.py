@@ -1,0 +1,125 @@
+"""The node logic without ROS: the coordinator's sampling, liveness, partial replies and learning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+from altmarl_ros.agents.coordinator import Coordinator
+from altmarl_ros.agents.robot_agent import RobotAgent
+from altmarl_ros.marl.errors import GameValidationError
+from altmarl_ros.marl.glearn import OnlineGLearner
+from altmarl_ros.marl.policies import GlobalPolicy, uniform_local_policy
+from altmarl_ros.sim.config import WorldConfig, zone_centres
+from altmarl_ros.tasks import make_game
+
+
+def _coordinator(n=20, k=4, learner=False, seed=0):
+    game = make_game("zones", {"n": n})
+    policy = GlobalPolicy.constant(game, k, action=2)
+    rng = np.random.default_rng(seed)
+    online = OnlineGLearner(game, k, np.random.default_rng(seed + 1), epsilon=0.0) if learner else None
+    return game, Coordinator(game, k, policy, uniform_local_policy(game), rng, learner=online)
+
+
+def test_each_step_asks_exactly_k_distinct_robots_uniformly():
+    game, coordinator = _coordinator()
+    asked = []
+    for _ in range(2000):
+        step, ids = coordinator.begin_step(0)
+        assert len(ids) == 4 and len(set(ids.tolist())) == 4
+        for robot in ids:
+            coordinator.on_reply(step, int(robot), 1)
+        decision = coordinator.finish_step()
+        assert decision.k_effective == 4 and decision.counts.sum() == 4
+        asked.extend(ids.tolist())
+    # each of 20 robots is asked 2000*4/20 = 400 times in expectation; chi-square at level 0.001
+    # (false alarm once in 1000 seeds; the statistic is slightly conservative for draws without replacement)
+    assert chisquare(np.bincount(asked, minlength=20)).pvalue > 0.001
+
+
+def test_replies_for_other_steps_or_robots_are_rejected():
+    game, coordinator = _coordinator()
+    step, ids = coordinator.begin_step(0)
+    others = np.setdiff1d(np.arange(20), ids)
+    assert not coordinator.on_reply(step - 1, int(ids[0]), 0)  # stale
+    assert not coordinator.on_reply(step, int(others[0]), 0)  # not asked
+    assert coordinator.on_reply(step, int(ids[0]), 0)
+    assert not coordinator.on_reply(step, int(ids[0]), 0)  # repeated
+    assert not coordinator.on_reply(step, int(ids[1]), 9)  # no such zone
+    assert coordinator.stats.rejected == 4 and coordinator.stats.replies == 1
+
+
+def test_dropped_replies_lower_k_effective_and_dead_robots_stop_being_asked():
+    game, coordinator = _coordinator()
+    silent = 7
+    for _ in range(200):
+        step, ids = coordinator.begin_step(0)
+        for robot in ids:
+            if robot != silent:
+                coordinator.on_reply(step, int(robot), 3)
+        decision = coordinator.finish_step()
+        if silent in ids:
+            assert decision.k_effective == 3
+            assert decision.counts.sum() == 4  # rescaled to the k the policy was trained for
+    assert silent in coordinator.dead()
+    # once dead it is never asked again; after its heartbeat it is asked again
+    for _ in range(50):
+        step, ids = coordinator.begin_step(0)
+        assert silent not in ids
+        for robot in ids:
+            coordinator.on_reply(step, int(robot), 3)
+        coordinator.finish_step()
+    coordinator.heard_from(silent)
+    assert silent in coordinator.alive()
+
+
+def test_no_replies_keeps_the_last_action_and_steps_on():
+    game, coordinator = _coordinator()
+    step, ids = coordinator.begin_step(1)
+    decision = coordinator.finish_step()
+    assert decision.k_effective == 0 and decision.global_action == 0  # nothing chosen yet: action 0
+    step, ids = coordinator.begin_step(1)
+    for robot in ids:
+        coordinator.on_reply(step, int(robot), 2)
+    assert coordinator.finish_step().global_action == 2
+
+
+def test_online_learning_updates_the_visited_entry():
+    game, coordinator = _coordinator(learner=True)
+    for _ in range(3):
+        step, ids = coordinator.begin_step(0)
+        for robot in ids:
+            coordinator.on_reply(step, int(robot), 0)
+        decision = coordinator.finish_step()
+    assert decision.td_error is not None
+    entry = coordinator.learner.index.rank(np.array([4, 0, 0, 0, 0]))
+    assert coordinator.q_values[0, entry].max() > 0  # rewards at zone 0 with the leader there are positive
+
+
+def test_policy_for_another_k_is_refused():
+    game = make_game("zones", {"n": 20})
+    with pytest.raises(GameValidationError, match="trained for k=3"):
+        Coordinator(game, 4, GlobalPolicy.constant(game, 3), uniform_local_policy(game), np.random.default_rng(0))
+
+
+def test_robot_agent_picks_a_zone_and_drives_to_its_slot():
+    game = make_game("zones", {"n": 10})
+    world = WorldConfig(transition_noise="none")
+    stay = np.zeros((5, 5, 3))
+    stay[..., 1] = 1.0  # always 'up'
+    agent = RobotAgent(3, 10, game, stay, world, np.random.default_rng(0))
+    assert agent.cmd_vel(0.1) == (0.0, 0.0)  # no pose yet: stand still
+    centre = zone_centres(world)[2]
+    agent.on_pose(centre[0], centre[1], 0.0)
+    assert agent.zone == 2
+    assert agent.on_global(1, 0) == 1
+    assert np.allclose(agent.target, zone_centres(world)[3] + agent.slot)
+    linear, angular = agent.cmd_vel(0.1)
+    assert abs(linear) <= world.max_linear and abs(angular) <= world.max_angular
+    assert agent.sample_reply(1, np.array([3, 5])) == (1, 3, 2)
+    assert agent.sample_reply(1, np.array([4])) is None
+    assert agent.on_global(1, 0) is None  # one decision per step
+    with pytest.raises(GameValidationError, match="NaN"):
+        agent.on_pose(float("nan"), 0.0, 0.0)
