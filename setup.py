@@ -16,6 +16,8 @@ ROS_WHEELS = [
     "ros-visualization-msgs",
     "ros-rosgraph-msgs",
 ]
+# MCAP writing for the recorder node (rosbag2-compatible); safe next to a system ROS 2.
+RECORDING = ["mcap>=1.6.0"]
 
 setup(
     name=PACKAGE,
@@ -33,10 +35,12 @@ setup(
     # an open range here would let pip pull a CUDA build.
     install_requires=["numpy>=1.24", "scipy>=1.10", "PyYAML>=6", "matplotlib>=3.6", "tqdm>=4.60"],
     extras_require={
-        "ros": ROS_WHEELS,
+        "ros": ROS_WHEELS + RECORDING,
+        "record": RECORDING,
         "sim": ["pybullet>=3.2"],
         "deep": ["torch==2.13.0"],
-        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.5"],
+        # independent MCAP readers, used by the tests to read recordings back
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.5", "mcap-ros2-support>=0.6.0", "rosbags>=0.11"],
     },
     zip_safe=True,
     maintainer="altmarl_ros maintainers",
@@ -47,6 +51,11 @@ setup(
     entry_points={
         "console_scripts": [
             "altmarl = altmarl_ros.cli:main",
+            "sim_node = altmarl_ros.nodes.sim_node:main",
+            "robot_node = altmarl_ros.nodes.robot_node:main",
+            "fleet_node = altmarl_ros.nodes.robot_node:main_fleet",
+            "coordinator_node = altmarl_ros.nodes.coordinator_node:main",
+            "recorder_node = altmarl_ros.nodes.recorder_node:main",
         ],
     },
 )

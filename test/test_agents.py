@@ -123,3 +123,22 @@ def test_robot_agent_picks_a_zone_and_drives_to_its_slot():
     assert agent.on_global(1, 0) is None  # one decision per step
     with pytest.raises(GameValidationError, match="NaN"):
         agent.on_pose(float("nan"), 0.0, 0.0)
+
+
+def test_a_silent_robot_is_presumed_dead_after_the_liveness_timeout():
+    game = make_game("zones", {"n": 20})
+    coordinator = Coordinator(game, 4, GlobalPolicy.constant(game, 4), uniform_local_policy(game),
+                              np.random.default_rng(0), liveness_timeout=5.0)
+    coordinator.begin_step(0, now=0.0)
+    coordinator.finish_step()
+    for robot in range(19):  # everyone but robot 19 sends heartbeats
+        coordinator.heard_from(robot, now=4.0)
+    coordinator.begin_step(0, now=5.5)
+    coordinator.finish_step()
+    assert coordinator.dead().tolist() == [19]
+    for _ in range(100):
+        step, ids = coordinator.begin_step(0, now=5.5)
+        assert 19 not in ids
+        coordinator.finish_step()
+    coordinator.heard_from(19, now=6.0)
+    assert 19 in coordinator.alive()

@@ -6,8 +6,12 @@ One decision step, as the coordinator node runs it:
     coordinator.on_reply(step, robot_id, zone)             # for each reply that arrives in time
     decision = coordinator.finish_step(now)                # act, learn, update liveness
 
-Liveness: a robot that misses `max_missed` requests in a row is presumed dead
-and no longer sampled; any message from it (a reply or a heartbeat) revives it.
+Liveness: a robot that misses `max_missed` requests in a row, or that has not
+been heard from (reply or heartbeat) for `liveness_timeout` seconds, is presumed
+dead and no longer sampled; any message from it revives it. With
+`assume_alive=False` (what the node uses) a robot is only sampled once it has
+been heard from at least once, so requests never go to robots whose
+subscriptions DDS has not matched yet.
 Dropped replies lower k_effective for that step instead of stalling it; with
 fewer than k replies the observed counts are rescaled to k (largest remainder)
 so the k-table still applies, and with none the previous action is kept.
@@ -35,8 +39,13 @@ class CommStats:
     k_effective_last: int = 0
     dead: list[int] = field(default_factory=list)
 
+    replies_now: int = 0  # replies accepted in the current step
+
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+    def replies_this_step(self) -> int:
+        return self.replies_now
 
 
 @dataclass
@@ -54,7 +63,8 @@ class Coordinator:
     """Chooses whom to ask, what to do, and (optionally) learns from it."""
 
     def __init__(self, game: TabularGame, k: int, global_policy: GlobalPolicy, local_policy: np.ndarray,
-                 rng: np.random.Generator, *, learner: OnlineGLearner | None = None, max_missed: int = 3) -> None:
+                 rng: np.random.Generator, *, learner: OnlineGLearner | None = None, max_missed: int = 3,
+                 liveness_timeout: float = float("inf"), assume_alive: bool = True) -> None:
         check_population(game.n, k)
         if global_policy.k != k:
             raise GameValidationError(f"the global policy was trained for k={global_policy.k}, not k={k}")
@@ -63,6 +73,12 @@ class Coordinator:
         self.game, self.k, self.policy, self.rng = game, k, global_policy, rng
         self.learner = learner
         self.max_missed = max_missed
+        if not liveness_timeout > 0:
+            raise GameValidationError(f"liveness_timeout must be > 0 seconds, got {liveness_timeout}")
+        self.liveness_timeout = liveness_timeout
+        self.last_heard = np.full(game.n, np.nan)  # NaN: never heard from
+        self.assume_alive = assume_alive
+        self.now = 0.0
         self.expected_local_reward = game.expected_local_reward(local_policy)  # (L, G)
         self.missed = np.zeros(game.n, dtype=np.int64)
         self.stats = CommStats()
@@ -74,17 +90,30 @@ class Coordinator:
         self._previous: tuple[int, np.ndarray, int, float] | None = None  # (s_g, counts, a_g, reward)
 
     # --- liveness ----------------------------------------------------------------------
-    def alive(self) -> np.ndarray:
-        return np.flatnonzero(self.missed < self.max_missed)
+    def _dead_mask(self) -> np.ndarray:
+        never = np.isnan(self.last_heard)
+        silent = self.now - np.where(never, self.now, self.last_heard) > self.liveness_timeout
+        return (self.missed >= self.max_missed) | silent | (never & (not self.assume_alive))
 
-    def heard_from(self, robot_id: int) -> None:
+    def alive(self) -> np.ndarray:
+        return np.flatnonzero(~self._dead_mask())
+
+    def dead(self) -> np.ndarray:
+        return np.flatnonzero(self._dead_mask())
+
+    def heard_from(self, robot_id: int, now: float | None = None) -> None:
         """Any message from a robot proves it is alive."""
         if 0 <= robot_id < self.game.n:
             self.missed[robot_id] = 0
+            self.last_heard[robot_id] = self.now if now is None else now
 
     # --- one decision step ----------------------------------------------------------------
-    def begin_step(self, leader_zone: int) -> tuple[int, np.ndarray]:
+    def begin_step(self, leader_zone: int, now: float | None = None) -> tuple[int, np.ndarray]:
         """Draw a fresh uniform k-subset of the live robots (fewer if fewer are alive)."""
+        if now is not None:
+            if self.assume_alive and np.all(np.isnan(self.last_heard)):
+                self.last_heard[:] = now  # the grace period starts with the first step
+            self.now = now
         if not 0 <= leader_zone < self.game.num_global_states:
             raise GameValidationError(f"leader zone {leader_zone} out of range [0, {self.game.num_global_states})")
         self.step += 1
@@ -93,6 +122,7 @@ class Coordinator:
         size = min(self.k, len(alive))
         self._asked = np.sort(self.rng.choice(alive, size=size, replace=False)) if size else alive[:0]
         self._replies = {}
+        self.stats.replies_now = 0
         self.stats.steps += 1
         self.stats.requests += size
         return self.step, self._asked
@@ -107,6 +137,7 @@ class Coordinator:
             return False
         self._replies[int(robot_id)] = int(zone)
         self.stats.replies += 1
+        self.stats.replies_now += 1
         return True
 
     def finish_step(self) -> Decision:
@@ -139,9 +170,6 @@ class Coordinator:
         self._last_action = action
         return Decision(self.step, g, action, counts if counts is not None else np.zeros(L, dtype=np.int64),
                         k_effective, reward, td_error)
-
-    def dead(self) -> np.ndarray:
-        return np.flatnonzero(self.missed >= self.max_missed)
 
     @property
     def q_values(self) -> np.ndarray | None:

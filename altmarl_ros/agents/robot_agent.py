@@ -29,6 +29,7 @@ class RobotAgent:
         self.pose: np.ndarray | None = None
         self.target: np.ndarray | None = None
         self.last_action: int | None = None
+        self.destination: int | None = None
         self.last_step = 0
 
     @property
@@ -55,6 +56,7 @@ class RobotAgent:
         else:
             destination = int((s + ZONE_MOVES[action]) % self.world.zones)
         self.target = self.centres[destination] + self.slot
+        self.destination = destination
         self.last_action, self.last_step = action, step
         return action
 

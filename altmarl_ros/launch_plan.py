@@ -1,0 +1,137 @@
+"""The node list of a running system, from one config: used by launch files and by `altmarl sim`.
+
+`ros2 launch` has no wheels, so the launch files stay thin wrappers over
+`build_launch_plan`; the same function gives `altmarl sim` its processes, and it
+is tested without ROS.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from altmarl_ros.marl.errors import AltmarlError
+from altmarl_ros.marl.game import check_population
+from altmarl_ros.sim.backend import BACKENDS
+
+PACKAGE = "altmarl_ros"
+
+
+class LaunchError(AltmarlError, ValueError):
+    """The launch configuration is invalid; nothing was started."""
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    n: int = 20
+    k: int = 4
+    policy: str = ""  # checkpoint written by `altmarl train` (required)
+    backend: str = "kinematic"
+    robots_per_process: int = 25
+    learn: bool = False
+    record: str = ""  # MCAP output directory ("" = no recording)
+    rviz: bool = False
+    hardware: bool = False  # no sim node: real robots provide odom / take cmd_vel
+    pose_topic: str = "odom"  # per-robot pose topic (relative: under robot_<i>/)
+    pose_type: str = "odometry"  # odometry | pose_stamped (motion capture)
+    cmd_topic: str = "cmd_vel"
+    world_config: str = ""  # YAML with a `world:` mapping ("" = defaults)
+    zones: int = 0  # zones of the arena / zone map; 0 = take them from the policy
+    seed: int = 0
+    use_sim_time: bool = True
+    speedup: float = 1.0  # sim: simulated seconds per wall second
+    decision_steps: int = 0  # coordinator stops after this many steps (0 = run until stopped)
+    checkpoint_out: str = ""  # where the learning coordinator saves its Q table
+    liveness_timeout: float = 6.0  # s without a message before a robot is presumed dead
+
+
+# the name each executable gives its main node (a fleet process also hosts one node per robot)
+DEFAULT_NODE_NAMES = {"sim_node": "sim", "fleet_node": "fleet", "coordinator_node": "coordinator",
+                      "recorder_node": "recorder", "robot_node": "robot"}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    executable: str
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+    def ros_args(self) -> list[str]:
+        """The `--ros-args` part of a command line: the main node's name, parameters, remaps.
+
+        The rename names its target node, so it does not rename the robot nodes a fleet hosts.
+        """
+        args = ["--ros-args", "-r", f"{DEFAULT_NODE_NAMES[self.executable]}:__node:={self.name}"]
+        for key, value in self.parameters.items():
+            args += ["-p", f"{key}:={_param_text(value)}"]
+        for source, target in self.remappings:
+            args += ["-r", f"{source}:={target}"]
+        return args
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value else "''"
+    return str(value)
+
+
+def robot_ranges(n: int, robots_per_process: int) -> list[tuple[int, int]]:
+    """Split robot ids 0..n-1 into contiguous [first, last) ranges, one per fleet process."""
+    processes = math.ceil(n / robots_per_process)
+    size = math.ceil(n / processes)
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def validate(config: LaunchConfig) -> None:
+    try:
+        check_population(config.n, config.k)
+    except AltmarlError as exc:
+        raise LaunchError(str(exc)) from exc
+    if config.backend not in BACKENDS:
+        raise LaunchError(f"unknown backend {config.backend!r}; valid backends: {list(BACKENDS)}")
+    if config.robots_per_process < 1:
+        raise LaunchError(f"robots_per_process must be >= 1, got {config.robots_per_process}")
+    if not config.policy:
+        raise LaunchError("policy is required: the checkpoint written by `altmarl train` (run dir or .npz)")
+    if not Path(config.policy).exists():
+        raise LaunchError(f"policy file {config.policy} does not exist")
+    if config.pose_type not in ("odometry", "pose_stamped"):
+        raise LaunchError(f"pose_type must be 'odometry' or 'pose_stamped', got {config.pose_type!r}")
+    if not config.speedup > 0:
+        raise LaunchError(f"speedup must be > 0, got {config.speedup}")
+    if config.world_config and not Path(config.world_config).is_file():
+        raise LaunchError(f"world_config file {config.world_config} does not exist")
+    from altmarl_ros.training import load_trained
+
+    trained = load_trained(config.policy, expect_task="zones", expect_zones=config.zones or None)
+    if trained.k != config.k:
+        raise LaunchError(f"the policy was trained for k={trained.k}, but k={config.k} was asked for")
+
+
+def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
+    """Every node of the system with its parameters; validation errors come before anything starts."""
+    validate(config)
+    common = {"use_sim_time": config.use_sim_time and not config.hardware, "policy": config.policy,
+              "n": config.n, "world_config": config.world_config, "seed": config.seed}
+    plan: list[NodeSpec] = []
+    if not config.hardware:
+        plan.append(NodeSpec("sim_node", "sim", parameters={**common, "use_sim_time": False,
+                                                             "backend": config.backend,
+                                                             "speedup": config.speedup}))
+    for index, (first, last) in enumerate(robot_ranges(config.n, config.robots_per_process)):
+        plan.append(NodeSpec("fleet_node", f"fleet_{index}", parameters={
+            **common, "first_robot": first, "last_robot": last, "pose_topic": config.pose_topic,
+            "pose_type": config.pose_type, "cmd_topic": config.cmd_topic}))
+    plan.append(NodeSpec("coordinator_node", "coordinator", parameters={
+        **common, "k": config.k, "learn": config.learn, "decision_steps": config.decision_steps,
+        "liveness_timeout": config.liveness_timeout,
+        "checkpoint_out": config.checkpoint_out}))
+    if config.record:
+        plan.append(NodeSpec("recorder_node", "recorder", parameters={
+            "use_sim_time": common["use_sim_time"], "n": config.n, "output": config.record}))
+    return plan

@@ -1,0 +1,58 @@
+"""What every node shares: loading the policy and world from parameters, and spinning with clean shutdown."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+from altmarl_ros.marl.errors import AltmarlError
+from altmarl_ros.sim.config import WorldConfig
+from altmarl_ros.tasks.config import config_from_mapping, load_yaml
+from altmarl_ros.training import TrainedPolicies, load_trained
+
+
+def declare(node: Node, defaults: dict) -> dict:
+    """Declare parameters with defaults (types from the defaults) and return their values."""
+    return {name: node.declare_parameter(name, default).value for name, default in defaults.items()}
+
+
+def load_world(path: str, zones: int, **overrides) -> WorldConfig:
+    values = dict(load_yaml(path).get("world", {})) if path else {}
+    values.update(overrides)
+    values["zones"] = zones
+    return config_from_mapping(WorldConfig, values)
+
+
+def load_policy(path: str, zones: int | None = None) -> TrainedPolicies:
+    return load_trained(path, expect_task="zones", expect_zones=zones)
+
+
+def run(make_nodes: Callable[[], list[Node]], args: list[str] | None = None) -> int:
+    """rclpy.init, build the nodes, spin one executor until Ctrl-C / SIGTERM, then shut down cleanly."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    nodes: list[Node] = []
+    code = 0
+    try:
+        nodes = make_nodes()
+        executor = SingleThreadedExecutor()
+        for node in nodes:
+            executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except AltmarlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        for node in nodes:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code

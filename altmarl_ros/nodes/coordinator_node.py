@@ -1,0 +1,230 @@
+"""coordinator_node: the global agent on ROS 2 topics.
+
+Each decision period: draw a fresh uniform k-subset of the robots it knows to be
+alive, publish the request, wait at most `reply_timeout` for their replies,
+act with pi_g on the count vector, steer the leader to its target zone,
+broadcast (step, s_g, a_g). With learn:=true the Q table is updated online
+(epsilon-greedy) and saved every `save_every` steps and on shutdown; restarted
+with the same `checkpoint_out`, it resumes that Q table. Publishes comm
+statistics (JSON on /altmarl/stats) and markers (zones, the k sampled robots,
+the leader's target, a text line).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Point, Twist
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, String
+from visualization_msgs.msg import Marker, MarkerArray
+
+from altmarl_ros.agents.coordinator import Coordinator
+from altmarl_ros.marl.checkpoint import CHECKPOINT_NAME, load_checkpoint, resolve_path, save_checkpoint
+from altmarl_ros.marl.glearn import OnlineGLearner
+from altmarl_ros.nodes import topics
+from altmarl_ros.nodes.common import declare, load_policy, load_world, run
+from altmarl_ros.nodes.sim_node import ZONE_COLOURS
+from altmarl_ros.sim.config import zone_centres, zone_of
+from altmarl_ros.sim.controller import GoToController
+
+DEFAULTS = {"policy": "", "n": 20, "k": 4, "world_config": "", "seed": 0, "learn": False, "epsilon": 0.1,
+            "learning_rate": 0.0, "decision_steps": 0, "checkpoint_out": "", "save_every": 20,
+            "reply_timeout": 1.5, "max_missed": 3, "liveness_timeout": 6.0, "startup_timeout": 20.0, "tick": 0.05}
+
+
+class CoordinatorNode(Node):
+    def __init__(self) -> None:
+        super().__init__("coordinator")
+        p = self.params = declare(self, DEFAULTS)
+        trained = load_policy(p["policy"])
+        self.trained = trained
+        self.world = load_world(p["world_config"], trained.game.num_local_states)
+        self.game = trained.game.with_n(p["n"])
+        self.rng = np.random.default_rng([p["seed"], 1_000_003])
+        learner = None
+        self.checkpoint_out = Path(p["checkpoint_out"]) if p["checkpoint_out"] else None
+        if p["learn"]:
+            q_values, visits = trained.global_q, None
+            if self.checkpoint_out is not None and resolve_path(self.checkpoint_out).exists():
+                saved = load_checkpoint(self.checkpoint_out)
+                q_values = saved.array("global_q")
+                visits = saved.arrays.get("online_visits")
+                self.get_logger().info(f"resuming the Q table saved in {resolve_path(self.checkpoint_out)}")
+            learner = OnlineGLearner(self.game, p["k"], np.random.default_rng([p["seed"], 7]), epsilon=p["epsilon"],
+                                     learning_rate=p["learning_rate"] or None, q_values=q_values)
+            if visits is not None and visits.shape == learner.visits.shape:
+                learner.visits[:] = visits
+        self.coordinator = Coordinator(self.game, p["k"], trained.global_policy, trained.local_policy, self.rng,
+                                       learner=learner, max_missed=p["max_missed"],
+                                       liveness_timeout=p["liveness_timeout"], assume_alive=False)
+        self.centres = zone_centres(self.world)
+        self.leader_controller = GoToController(np.array([self.world.leader_radius]), self.world.max_linear,
+                                                self.world.max_angular)
+        self.leader_pose: np.ndarray | None = None
+        self.leader_target: int | None = None
+        self.last_leader_cmd = -np.inf
+        self.next_decision: float | None = None
+        self.deadline: float | None = None
+        self.asked = np.zeros(0, dtype=np.int64)
+        self.sampled_positions: dict[int, tuple[float, float]] = {}
+        self.last_decision = None
+
+        self.request_pub = self.create_publisher(Int32MultiArray, topics.SAMPLE_REQUEST, 50)
+        self.global_pub = self.create_publisher(Int32MultiArray, topics.GLOBAL, 50)
+        self.leader_cmd_pub = self.create_publisher(Twist, f"/{topics.LEADER}/cmd_vel", 10)
+        self.stats_pub = self.create_publisher(String, topics.STATS, 10)
+        self.marker_pub = self.create_publisher(MarkerArray, topics.MARKERS, 10)
+        self.create_subscription(Float64MultiArray, topics.SAMPLES, self._on_sample, 200)
+        self.create_subscription(Int32, topics.HEARTBEAT,
+                                 lambda m: self.coordinator.heard_from(int(m.data), self._now()), 100)
+        self.create_subscription(Odometry, f"/{topics.LEADER}/odom", self._on_leader_odom, 10)
+        self.create_timer(p["tick"], self._tick)
+        self.get_logger().info(f"coordinator: n={p['n']}, k={p['k']}, decision every {self.world.decision_period}s, "
+                               f"learning {'on' if learner else 'off'}")
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- leader ------------------------------------------------------------------------------
+    def _on_leader_odom(self, msg: Odometry) -> None:
+        p, o = msg.pose.pose.position, msg.pose.pose.orientation
+        self.leader_pose = np.array([p.x, p.y, topics.yaw_from_quaternion(o.z, o.w, o.x, o.y)])
+        now = self._now()
+        if self.leader_target is None or now - self.last_leader_cmd < 0.999 * self.world.control_dt:
+            return
+        self.last_leader_cmd = now
+        target = self.centres[self.leader_target][None, :]
+        linear, angular = self.leader_controller(self.leader_pose[None, :], target, self.world.control_dt)
+        cmd = Twist()
+        cmd.linear.x, cmd.angular.z = float(linear[0]), float(angular[0])
+        self.leader_cmd_pub.publish(cmd)
+
+    # --- decision steps ------------------------------------------------------------------------
+    def _on_sample(self, msg: Float64MultiArray) -> None:
+        if len(msg.data) != 5:
+            self.get_logger().warning(f"malformed sample {list(msg.data)}", throttle_duration_sec=5.0)
+            return
+        step, robot_id, zone, x, y = msg.data
+        self.coordinator.heard_from(int(robot_id), self._now())
+        if self.coordinator.on_reply(int(step), int(robot_id), int(zone)):
+            self.sampled_positions[int(robot_id)] = (x, y)
+
+    def _tick(self) -> None:
+        if self.leader_pose is None:
+            return
+        now = self._now()
+        if self.next_decision is None:  # first step: wait until k robots have announced themselves
+            self.started = getattr(self, "started", now)
+            self.coordinator.now = now
+            known = len(self.coordinator.alive())
+            if known < self.coordinator.k and now - self.started < self.params["startup_timeout"]:
+                return
+        if self.deadline is None:
+            if self.next_decision is None or now >= self.next_decision:
+                self._begin(now)
+        elif now >= self.deadline or self.coordinator.stats.replies_this_step() >= len(self.asked):
+            self._finish(now)
+
+    def _begin(self, now: float) -> None:
+        leader_zone = int(zone_of(self.world, self.leader_pose[None, :2])[0])
+        step, self.asked = self.coordinator.begin_step(leader_zone, now)
+        self.sampled_positions = {}
+        self.request_pub.publish(Int32MultiArray(data=[step, *self.asked.tolist()]))
+        self.deadline = now + self.params["reply_timeout"]
+        self.next_decision = (self.next_decision or now) + self.world.decision_period
+
+    def _finish(self, now: float) -> None:
+        decision = self.coordinator.finish_step()
+        self.deadline = None
+        self.last_decision = decision
+        g, a = decision.global_state, decision.global_action
+        if self.world.transition_noise == "model":
+            p = self.game.global_transition[g, a]
+            self.leader_target = int(min(np.searchsorted(np.cumsum(p), self.rng.random(), side="right"), len(p) - 1))
+        else:
+            self.leader_target = a
+        self.global_pub.publish(Int32MultiArray(data=[decision.step, g, a]))
+        stats = {**self.coordinator.stats.as_dict(), "step": decision.step, "global_state": g, "global_action": a,
+                 "k_effective": decision.k_effective, "counts": decision.counts.tolist(),
+                 "reward_estimate": decision.reward_estimate, "td_error": decision.td_error,
+                 "leader_target": self.leader_target, "time": now}
+        self.stats_pub.publish(String(data=json.dumps(stats)))
+        self._publish_markers(decision)
+        if decision.k_effective < len(self.asked):
+            self.get_logger().info(f"step {decision.step}: {decision.k_effective}/{len(self.asked)} replies in time")
+        dead = self.coordinator.dead()
+        if len(dead):
+            self.get_logger().warning(f"robots presumed dead (not sampled): {dead.tolist()}",
+                                      throttle_duration_sec=10.0)
+        if self.coordinator.learner is not None and decision.step % self.params["save_every"] == 0:
+            self.save()
+        steps = self.params["decision_steps"]
+        if steps and decision.step >= steps:
+            self.get_logger().info(f"{steps} decision steps done; shutting down")
+            self.save()
+            rclpy.try_shutdown()
+
+    def _publish_markers(self, decision) -> None:
+        markers = []
+        stamp = self.get_clock().now().to_msg()
+
+        def marker(ns: str, index: int, kind: int) -> Marker:
+            m = Marker()
+            m.header.frame_id, m.header.stamp = topics.WORLD_FRAME, stamp
+            m.ns, m.id, m.type, m.action = ns, index, kind, Marker.ADD
+            m.pose.orientation.w = 1.0
+            return m
+
+        for z, centre in enumerate(self.centres):
+            m = marker("zones", z, Marker.CYLINDER)
+            m.pose.position.x, m.pose.position.y = float(centre[0]), float(centre[1])
+            m.scale.x = m.scale.y = 2 * self.world.zone_radius
+            m.scale.z = 0.01 if z != self.leader_target else 0.03
+            r, g, b = ZONE_COLOURS[z % len(ZONE_COLOURS)]
+            m.color.r, m.color.g, m.color.b, m.color.a = r, g, b, 0.35 if z == self.leader_target else 0.15
+            markers.append(m)
+        sampled = marker("sampled", 0, Marker.SPHERE_LIST)
+        sampled.scale.x = sampled.scale.y = sampled.scale.z = 0.3
+        sampled.color.a = 0.6
+        sampled.points = [Point(x=float(x), y=float(y), z=0.2) for x, y in self.sampled_positions.values()]
+        markers.append(sampled)
+        text = marker("status", 0, Marker.TEXT_VIEW_FACING)
+        text.pose.position.z = 1.5
+        text.scale.z = 0.35
+        text.color.r = text.color.g = text.color.b = text.color.a = 1.0
+        text.text = (f"step {decision.step}  k={self.coordinator.k} (replied {decision.k_effective})  "
+                     f"a_g={decision.global_action}  reward est. {decision.reward_estimate:.2f}")
+        markers.append(text)
+        self.marker_pub.publish(MarkerArray(markers=markers))
+
+    def save(self) -> None:
+        if self.coordinator.learner is None or self.checkpoint_out is None:
+            return
+        source = load_checkpoint(self.params["policy"])
+        arrays = dict(source.arrays)
+        q = self.coordinator.q_values
+        arrays["global_q"] = q.astype(np.float32)
+        arrays["global_actions"] = np.argmax(q, axis=-1).astype(np.int16)
+        arrays["online_visits"] = self.coordinator.learner.visits
+        meta = {key: value for key, value in source.meta.items()
+                if key not in ("format", "schema_version", "versions", "arrays")}
+        meta["online"] = {"steps": self.coordinator.step, "updates": int(self.coordinator.learner.visits.sum())}
+        target = self.checkpoint_out if self.checkpoint_out.suffix == ".npz" else self.checkpoint_out / CHECKPOINT_NAME
+        path = save_checkpoint(target, arrays, meta)
+        self.get_logger().info(f"saved the online Q table to {path}")
+
+    def close(self) -> None:
+        self.save()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run(lambda: [CoordinatorNode()], args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

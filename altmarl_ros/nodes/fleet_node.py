@@ -1,0 +1,6 @@
+"""fleet_node: robots [first_robot, last_robot) as separate nodes on one executor (see robot_node)."""
+
+from altmarl_ros.nodes.robot_node import main_fleet as main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""A passive observer of a running system, for `altmarl sim`'s summary and the integration tests.
+
+It is not part of the control loop and not subject to the coordinator's
+k-robot limit: it reads the coordinator's broadcasts and statistics, counts the
+sample traffic per step, reads every robot's position from the simulator's
+markers and every robot's decision, and scores the run as the task does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from rclpy.node import Node
+from std_msgs.msg import Float64MultiArray, Int32MultiArray, String
+from visualization_msgs.msg import MarkerArray
+
+from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.nodes import topics
+from altmarl_ros.sim.config import WorldConfig, zone_of
+
+
+@dataclass
+class StepRecord:
+    step: int
+    global_state: int
+    global_action: int
+    k_effective: int
+    population_zones: np.ndarray | None
+
+
+@dataclass
+class RunLog:
+    steps: list[StepRecord] = field(default_factory=list)
+    requested: dict[int, list[int]] = field(default_factory=dict)
+    samples_per_step: Counter = field(default_factory=Counter)
+    decisions: dict[int, dict[int, tuple[int, int, int]]] = field(default_factory=lambda: defaultdict(dict))
+    last_stats: dict = field(default_factory=dict)
+
+
+class MonitorNode(Node):
+    def __init__(self, n: int, world: WorldConfig) -> None:
+        super().__init__("altmarl_monitor")
+        self.n, self.world = n, world
+        self.log = RunLog()
+        self.latest_zones: np.ndarray | None = None
+        self.create_subscription(String, topics.STATS, self._on_stats, 100)
+        self.create_subscription(Int32MultiArray, topics.SAMPLE_REQUEST, self._on_request, 100)
+        self.create_subscription(Float64MultiArray, topics.SAMPLES, self._on_sample, 500)
+        self.create_subscription(MarkerArray, topics.MARKERS, self._on_markers, 10)
+        for i in range(n):
+            self.create_subscription(Int32MultiArray, f"/{topics.robot_namespace(i)}/decision",
+                                     lambda m, robot=i: self._on_decision(robot, m), 10)
+
+    def _on_markers(self, msg: MarkerArray) -> None:
+        for marker in msg.markers:
+            if marker.ns == "robots" and len(marker.points) == self.n:
+                xy = np.array([[p.x, p.y] for p in marker.points])
+                self.latest_zones = zone_of(self.world, xy)
+
+    def _on_request(self, msg: Int32MultiArray) -> None:
+        self.log.requested[int(msg.data[0])] = [int(i) for i in msg.data[1:]]
+
+    def _on_sample(self, msg: Float64MultiArray) -> None:
+        self.log.samples_per_step[int(msg.data[0])] += 1
+
+    def _on_decision(self, robot: int, msg: Int32MultiArray) -> None:
+        step, zone, action, destination = (int(v) for v in msg.data)
+        self.log.decisions[step][robot] = (zone, action, destination)
+
+    def _on_stats(self, msg: String) -> None:
+        stats = json.loads(msg.data)
+        self.log.last_stats = stats
+        zones = None if self.latest_zones is None else self.latest_zones.copy()
+        self.log.steps.append(StepRecord(stats["step"], stats["global_state"], stats["global_action"],
+                                         stats["k_effective"], zones))
+
+
+@dataclass
+class RunSummary:
+    steps: int
+    discounted_return: float
+    mode_accuracy: float
+    samples_per_step_mean: float
+    samples_per_step_max: int
+    decisions_honoured: float  # robots found in their chosen destination at the next decision
+
+
+def summarise(log: RunLog, game: TabularGame, local_policy: np.ndarray) -> RunSummary:
+    """Score the run as the zones task does, from the population's zones at each decision."""
+    expected_local = game.expected_local_reward(local_policy)  # (L, G)
+    total, discount, hits, scored = 0.0, 1.0, 0, 0
+    for record in log.steps:
+        if record.population_zones is None:
+            continue
+        g, a, zones = record.global_state, record.global_action, record.population_zones
+        total += discount * (game.global_reward[g, a] + expected_local[zones, g].mean())
+        hits += int(a == np.argmax(np.bincount(zones, minlength=game.num_local_states)))
+        discount *= game.gamma
+        scored += 1
+    by_step = {r.step: r.population_zones for r in log.steps}
+    honoured, checked = 0, 0
+    for step, chosen in log.decisions.items():
+        later = by_step.get(step + 1)
+        if later is None:
+            continue
+        for robot, (_, _, destination) in chosen.items():
+            honoured += int(later[robot] == destination)
+            checked += 1
+    counts = [log.samples_per_step[s] for s in log.requested]
+    return RunSummary(len(log.steps), total, hits / max(scored, 1), float(np.mean(counts)) if counts else 0.0,
+                      max(counts, default=0), honoured / max(checked, 1))

@@ -1,0 +1,88 @@
+"""Start a launch plan as processes (real rclpy, no `ros2 launch`), watch them, stop them cleanly.
+
+Each node runs as `python -m altmarl_ros.nodes.<executable>` with its
+`--ros-args`, in its own process group, output to `<log_dir>/<name>.log`.
+`stop()` sends SIGINT (rclpy's clean shutdown), then SIGTERM, then SIGKILL,
+each after a bounded wait.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from altmarl_ros.launch_plan import NodeSpec
+
+MODULES = {name: f"altmarl_ros.nodes.{name}" for name in
+           ("sim_node", "fleet_node", "coordinator_node", "recorder_node", "robot_node")}
+
+
+@dataclass
+class Child:
+    spec: NodeSpec
+    process: subprocess.Popen
+    log_path: Path
+    reported: bool = False
+
+
+class Supervisor:
+    def __init__(self, plan: list[NodeSpec], log_dir: str | Path, env: dict[str, str] | None = None) -> None:
+        self.plan = plan
+        self.log_dir = Path(log_dir)
+        self.env = dict(os.environ if env is None else env)
+        self.children: list[Child] = []
+
+    def command(self, spec: NodeSpec) -> list[str]:
+        return [sys.executable, "-m", MODULES[spec.executable], *spec.ros_args()]
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for spec in self.plan:
+            log_path = self.log_dir / f"{spec.name}.log"
+            with open(log_path, "wb") as log:
+                process = subprocess.Popen(self.command(spec), stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
+            self.children.append(Child(spec, process, log_path))
+
+    def newly_dead(self) -> list[Child]:
+        """Children that exited since the last call (each reported once)."""
+        dead = []
+        for child in self.children:
+            if not child.reported and child.process.poll() is not None:
+                child.reported = True
+                dead.append(child)
+        return dead
+
+    def child(self, name: str) -> Child:
+        for child in self.children:
+            if child.spec.name == name:
+                return child
+        raise KeyError(name)
+
+    def kill(self, name: str) -> None:
+        """Kill one child abruptly (fault injection)."""
+        os.killpg(self.child(name).process.pid, signal.SIGKILL)
+
+    def stop(self, timeout: float = 10.0) -> dict[str, int | None]:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            alive = [c for c in self.children if c.process.poll() is None]
+            if not alive:
+                break
+            for child in alive:
+                try:
+                    os.killpg(child.process.pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and any(c.process.poll() is None for c in alive):
+                time.sleep(0.05)
+        return {c.spec.name: c.process.poll() for c in self.children}
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        text = self.child(name).log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])

@@ -1,0 +1,84 @@
+"""Run the whole node graph without `ros2 launch`: supervisor + passive monitor, then a summary.
+
+Used by `altmarl sim` and by the integration tests. rclpy is imported lazily so
+the rest of the package works without ROS 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from altmarl_ros.launch_plan import LaunchConfig, build_launch_plan
+from altmarl_ros.marl.errors import AltmarlError
+from altmarl_ros.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SystemRun:
+    summary: object  # nodes.monitor.RunSummary
+    log: object  # nodes.monitor.RunLog
+    exit_codes: dict[str, int | None]
+    died: list[str]  # children that exited on their own before the end
+    wall_seconds: float
+
+
+def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
+               on_step: Callable[[int, Supervisor], None] | None = None, progress: bool = False) -> SystemRun:
+    """Start every node of the plan, watch until the coordinator finishes (decision_steps) or `timeout`."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from altmarl_ros.nodes.common import load_policy, load_world
+    from altmarl_ros.nodes.monitor import MonitorNode, summarise
+
+    plan = build_launch_plan(config)  # validates before anything starts
+    trained = load_policy(config.policy)
+    world = load_world(config.world_config, trained.game.num_local_states)
+    supervisor = Supervisor(plan, log_dir)
+    rclpy.init(args=[])
+    monitor = MonitorNode(config.n, world)
+    executor = SingleThreadedExecutor()
+    executor.add_node(monitor)
+    supervisor.start()
+    start = time.monotonic()
+    died: list[str] = []
+    seen_steps = 0
+    try:
+        while time.monotonic() - start < timeout:
+            executor.spin_once(timeout_sec=0.05)
+            if len(monitor.log.steps) > seen_steps:
+                seen_steps = len(monitor.log.steps)
+                if progress:
+                    stats = monitor.log.last_stats
+                    print(f"\rstep {stats['step']}: a_g={stats['global_action']} k_eff={stats['k_effective']} "
+                          f"replies {stats['replies']} timeouts {stats['timeouts']} dead {stats['dead']}   ",
+                          end="", flush=True)
+                if on_step is not None:
+                    on_step(seen_steps, supervisor)
+            for child in supervisor.newly_dead():
+                name = child.spec.name
+                code = child.process.returncode
+                if name == "coordinator" and code == 0 and config.decision_steps:
+                    raise StopIteration
+                died.append(name)
+                log.error("%s exited with code %s; last lines of its log:\n%s", name, code, supervisor.tail(name))
+                if name in ("coordinator", "sim"):
+                    raise AltmarlError(f"{name} died (exit code {code}); see {child.log_path}")
+        else:
+            log.warning("stopped after the %.0f s timeout", timeout)
+    except (StopIteration, KeyboardInterrupt):
+        pass
+    finally:
+        codes = supervisor.stop()
+        if progress:
+            print()
+        monitor.destroy_node()
+        rclpy.try_shutdown()
+    summary = summarise(monitor.log, trained.game.with_n(config.n), trained.local_policy)
+    return SystemRun(summary, monitor.log, codes, died, time.monotonic() - start)

@@ -1,0 +1,165 @@
+"""The node graph on real rclpy, as processes on loopback: sampling, faults, restart, bad input.
+
+n = 20 robots, k = 4, kinematic world at 4x real time. Each test uses its own
+ROS_DOMAIN_ID and keeps DDS on localhost, so runs do not see each other.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+rclpy = pytest.importorskip("rclpy")
+
+from altmarl_ros.launch_plan import LaunchConfig, LaunchError, build_launch_plan  # noqa: E402
+from altmarl_ros.marl.alternation import AlternationConfig, alternate  # noqa: E402
+from altmarl_ros.marl.checkpoint import load_checkpoint  # noqa: E402
+from altmarl_ros.marl.errors import CheckpointError  # noqa: E402
+from altmarl_ros.marl.evaluation import rollout  # noqa: E402
+from altmarl_ros.system import run_system  # noqa: E402
+from altmarl_ros.tasks import make_game  # noqa: E402
+from altmarl_ros.training import save_result  # noqa: E402
+
+WORLD = """world:
+  zone_radius: 1.3
+  ring_radius: 2.35
+  arena_half_size: 4.2
+  decision_period: 6.0
+"""
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    game = make_game("zones")
+    result = alternate(game, 4, AlternationConfig(rounds=1, certify=False, eval_seeds=2), seed=0)
+    out = tmp_path_factory.mktemp("policy")
+    save_result(result, out, "zones", {})
+    world = out / "world.yaml"
+    world.write_text(WORLD)
+    return out, world, result
+
+
+@pytest.fixture(autouse=True)
+def private_dds(monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # Kilted and Jazzy
+    monkeypatch.setenv("ROS_LOCALHOST_ONLY", "1")  # Humble
+
+
+def _config(trained, **changes) -> LaunchConfig:
+    out, world, _ = trained
+    values = dict(n=20, k=4, policy=str(out), world_config=str(world), speedup=4.0, decision_steps=32,
+                  robots_per_process=10, seed=1)
+    values.update(changes)
+    return LaunchConfig(**values)
+
+
+def test_coordinator_gets_exactly_k_uniform_replies_and_robots_follow_their_policy(policy, tmp_path):
+    out, world, result = policy
+    record = tmp_path / "recording"
+    run = run_system(_config(policy, record=str(record)), tmp_path / "logs", timeout=150)
+    log, summary = run.log, run.summary
+    assert not run.died, f"processes died: {run.died}"
+    assert summary.steps >= 30
+    stats = log.last_stats
+    # every step: k requests, k replies accepted, nothing extra reached the coordinator
+    assert stats["requests"] == 4 * stats["steps"] and stats["replies"] == stats["requests"]
+    assert stats["rejected"] == 0 and stats["timeouts"] == 0
+    assert all(step.k_effective == 4 for step in log.steps)
+    # the passive monitor joins the graph late; from step 3 on it sees every sample message: exactly k
+    assert all(log.samples_per_step[s] == 4 for s in log.requested if s >= 3)
+    # sampled ids uniform over the robots: chi-square at level 0.001 (expected 32*4/20 = 6.4 per robot)
+    asked = np.concatenate([ids for ids in log.requested.values()])
+    assert chisquare(np.bincount(asked, minlength=20)).pvalue > 0.001
+    # robots end in the zones their policy (and the task model) chose: stated bound 90 % of decisions
+    assert summary.decisions_honoured >= 0.9
+    # return: within the central 99.8 % of the tabular model's episodes of the same length and n
+    game = make_game("zones", {"n": 20})
+    tabular = rollout(game, result.global_policy, result.local_policy, np.random.default_rng(0), 2000,
+                      horizon=summary.steps).discounted_return
+    low, high = np.quantile(tabular, [0.001, 0.999])
+    assert low <= summary.discounted_return <= high
+
+    # the recording, read back with an independent reader (mcap's own), holds the run's topics
+    from altmarl_ros.recording import read_counts
+
+    counts = read_counts(record)
+    steps = log.last_stats["steps"]
+    # the recorder may join a step late and is stopped as soon as the coordinator exits: 2 steps of slack
+    assert steps - 2 <= counts["/altmarl/sample_request"] <= steps and steps - 2 <= counts["/altmarl/global"] <= steps
+    assert 4 * (counts["/altmarl/sample_request"] - 1) <= counts["/altmarl/samples"] <= 4 * steps
+    assert counts["/clock"] > 10 * steps and counts["/robot_0/odom"] > 5 * steps and "/leader/cmd_vel" in counts
+
+
+def test_a_killed_robot_process_stops_being_sampled_and_the_run_goes_on(policy, tmp_path):
+    killed_at = {}
+
+    def kill_fleet(step: int, supervisor) -> None:
+        if step == 6 and not killed_at:
+            supervisor.kill("fleet_1")  # robots 10..19
+            killed_at["step"] = step
+
+    # 15 s of silence (2.5 decision periods) before a robot is presumed dead, so the steps right
+    # after the kill still ask dead robots and show the dropped replies
+    config = _config(policy, decision_steps=24, liveness_timeout=15.0)
+    run = run_system(config, tmp_path / "logs", timeout=150, on_step=kill_fleet)
+    log = run.log
+    assert run.died == ["fleet_1"]
+    assert run.summary.steps >= 22  # the coordinator kept stepping
+    dead = set(log.last_stats["dead"])
+    assert dead == set(range(10, 20))
+    # bounded: liveness_timeout (15 s) + one decision period (6 s) = 3.5 decision periods after the kill
+    late = [s for s in log.requested if s > killed_at["step"] + 4]
+    assert late and all(not set(log.requested[s]) & dead for s in late)
+    # dropped replies lowered k_effective instead of stalling the step
+    assert any(step.k_effective < 4 for step in log.steps if step.step > killed_at["step"])
+
+
+def test_a_restarted_learning_coordinator_resumes_its_q_table(policy, tmp_path):
+    saved = tmp_path / "online"
+    first = run_system(_config(policy, learn=True, decision_steps=8, checkpoint_out=str(saved)),
+                       tmp_path / "logs1", timeout=120)
+    assert not first.died
+    q1 = load_checkpoint(saved).array("global_q")
+    visits1 = load_checkpoint(saved).array("online_visits")
+    assert visits1.sum() > 0
+    second = run_system(_config(policy, learn=True, decision_steps=8, checkpoint_out=str(saved), seed=2),
+                        tmp_path / "logs2", timeout=120)
+    assert not second.died
+    assert "resuming the Q table" in (tmp_path / "logs2" / "coordinator.log").read_text()
+    q2 = load_checkpoint(saved).array("global_q")
+    visits2 = load_checkpoint(saved).array("online_visits")
+    assert visits2.sum() > visits1.sum()  # counts carried over and grew
+    untouched = visits2 == visits1
+    np.testing.assert_array_equal(q2[untouched], q1[untouched])  # started from the saved table, not the policy
+
+
+@pytest.mark.parametrize("changes, error, message", [
+    ({"k": 30}, LaunchError, "k=30 exceeds n=20"),
+    ({"backend": "gazebo"}, LaunchError, "unknown backend"),
+    ({"policy": "/nonexistent/policy.npz"}, LaunchError, "does not exist"),
+    ({"zones": 6}, CheckpointError, "policy for 5 zones"),
+])
+def test_bad_input_fails_before_anything_starts(policy, tmp_path, changes, error, message):
+    with pytest.raises(error, match=message):
+        build_launch_plan(_config(policy, **changes))
+
+
+def test_launch_plan_splits_robots_into_fleet_processes(policy):
+    plan = build_launch_plan(_config(policy, n=23, robots_per_process=10, record="/tmp/rec"))
+    names = [spec.name for spec in plan]
+    assert names == ["sim", "fleet_0", "fleet_1", "fleet_2", "coordinator", "recorder"]
+    ranges = [(s.parameters["first_robot"], s.parameters["last_robot"]) for s in plan if s.executable == "fleet_node"]
+    assert ranges == [(0, 8), (8, 16), (16, 23)]
+    assert "fleet:__node:=fleet_1" in plan[2].ros_args()
+    hardware = build_launch_plan(_config(policy, hardware=True))
+    assert "sim" not in [spec.name for spec in hardware]
+    assert all(not spec.parameters.get("use_sim_time", False) for spec in hardware)
+
+
+def test_env_is_private(private_dds):
+    assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
