@@ -268,7 +268,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
                           robots_per_process=args.robots_per_process, learn=args.learn,
                           record=str(args.record) if args.record else "", world_config=str(args.world_config or ""),
                           seed=args.seed, speedup=args.speedup, decision_steps=args.steps,
-                          checkpoint_out=str(args.checkpoint_out or ""))
+                          checkpoint_out=str(args.checkpoint_out or ""),
+                          params_file=str(args.params_file or ""))
     run = run_system(config, args.log_dir, timeout=args.timeout, progress=not args.quiet)
     s = run.summary
     print(f"ran {s.steps} decision steps in {run.wall_seconds:.1f} s wall (n={args.n}, k={args.k}, "
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-out", type=Path, help="where the learning coordinator saves (and resumes) Q")
     p.add_argument("--record", type=Path, help="write the run's topics to MCAP in this directory")
     p.add_argument("--world-config", type=Path, help="YAML with a `world:` mapping")
+    p.add_argument("--params-file", type=Path, help="ROS 2 parameters file for every node (config/altmarl.yaml)")
     p.add_argument("--speedup", type=float, default=1.0, help="simulated seconds per wall second (default 1)")
     p.add_argument("--steps", type=int, default=30, help="decision steps before stopping (0: until Ctrl-C)")
     p.add_argument("--timeout", type=float, default=3600.0, help="wall-clock limit in seconds")

@@ -45,6 +45,7 @@ class LaunchConfig:
     decision_steps: int = 0  # coordinator stops after this many steps (0 = run until stopped)
     checkpoint_out: str = ""  # where the learning coordinator saves its Q table
     liveness_timeout: float = 6.0  # s without a message before a robot is presumed dead
+    params_file: str = ""  # a ROS 2 parameters file applied to every node (see config/altmarl.yaml)
 
 
 # the name each executable gives its main node (a fleet process also hosts one node per robot)
@@ -58,6 +59,7 @@ class NodeSpec:
     name: str
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
+    params_file: str = ""
 
     def ros_args(self) -> list[str]:
         """The `--ros-args` part of a command line: the main node's name, parameters, remaps.
@@ -65,11 +67,61 @@ class NodeSpec:
         The rename names its target node, so it does not rename the robot nodes a fleet hosts.
         """
         args = ["--ros-args", "-r", f"{DEFAULT_NODE_NAMES[self.executable]}:__node:={self.name}"]
+        if self.params_file:
+            args += ["--params-file", self.params_file]  # before -p, so launch arguments win
         for key, value in self.parameters.items():
             args += ["-p", f"{key}:={_param_text(value)}"]
         for source, target in self.remappings:
             args += ["-r", f"{source}:={target}"]
         return args
+
+
+# launch arguments of launch/sim.launch.py: name -> description (defaults come from LaunchConfig)
+LAUNCH_ARGUMENTS = {
+    "n": "number of robots",
+    "k": "robots the coordinator samples per step (must match the policy)",
+    "policy": "checkpoint from `altmarl train` (run directory or .npz)",
+    "backend": "kinematic | pybullet",
+    "robots_per_process": "robot nodes per fleet process",
+    "learn": "online G-LEARN in the coordinator",
+    "record": "MCAP output directory ('' = no recording)",
+    "rviz": "start RViz with config/altmarl.rviz",
+    "world_config": "YAML with a `world:` mapping",
+    "speedup": "simulated seconds per wall second",
+    "seed": "seed of the world and every node",
+    "checkpoint_out": "where the learning coordinator saves and resumes its Q table",
+    "hardware": "no sim node: real robots provide poses and take cmd_vel",
+    "pose_topic": "per-robot pose topic, relative to robot_<i>/",
+    "pose_type": "odometry | pose_stamped",
+    "cmd_topic": "per-robot command topic, relative to robot_<i>/",
+    "zones": "zones of the zone map (0 = from the policy)",
+    "params_file": "ROS 2 parameters file for every node (config/altmarl.yaml)",
+}
+
+
+def config_from_strings(values: dict[str, str]) -> LaunchConfig:
+    """A LaunchConfig from launch-argument strings (types from the defaults); unknown names are an error."""
+    defaults = LaunchConfig()
+    unknown = sorted(set(values) - set(defaults.__dataclass_fields__))
+    if unknown:
+        raise LaunchError(f"unknown launch arguments {unknown}; valid: {sorted(LAUNCH_ARGUMENTS)}")
+    typed: dict[str, Any] = {}
+    for name, text in values.items():
+        default = getattr(defaults, name)
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                typed[name] = text.lower() in ("true", "1")
+            elif isinstance(default, int):
+                typed[name] = int(text)
+            elif isinstance(default, float):
+                typed[name] = float(text)
+            else:
+                typed[name] = text
+        except ValueError as exc:
+            raise LaunchError(f"launch argument {name}:={text!r} is not a valid {type(default).__name__}") from exc
+    return LaunchConfig(**{**defaults.__dict__, **typed})
 
 
 def _param_text(value: Any) -> str:
@@ -104,6 +156,8 @@ def validate(config: LaunchConfig) -> None:
         raise LaunchError(f"pose_type must be 'odometry' or 'pose_stamped', got {config.pose_type!r}")
     if not config.speedup > 0:
         raise LaunchError(f"speedup must be > 0, got {config.speedup}")
+    if config.params_file and not Path(config.params_file).is_file():
+        raise LaunchError(f"params_file {config.params_file} does not exist")
     if config.world_config and not Path(config.world_config).is_file():
         raise LaunchError(f"world_config file {config.world_config} does not exist")
     from altmarl_ros.training import load_trained
@@ -134,4 +188,6 @@ def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
     if config.record:
         plan.append(NodeSpec("recorder_node", "recorder", parameters={
             "use_sim_time": common["use_sim_time"], "n": config.n, "output": config.record}))
+    if config.params_file:
+        plan = [NodeSpec(s.executable, s.name, s.parameters, s.remappings, config.params_file) for s in plan]
     return plan

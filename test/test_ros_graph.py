@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,7 +62,8 @@ def _config(trained, **changes) -> LaunchConfig:
 def test_coordinator_gets_exactly_k_uniform_replies_and_robots_follow_their_policy(policy, tmp_path):
     out, world, result = policy
     record = tmp_path / "recording"
-    run = run_system(_config(policy, record=str(record)), tmp_path / "logs", timeout=150)
+    params = str(Path(__file__).resolve().parents[1] / "config" / "altmarl.yaml")
+    run = run_system(_config(policy, record=str(record), params_file=params), tmp_path / "logs", timeout=150)
     log, summary = run.log, run.summary
     assert not run.died, f"processes died: {run.died}"
     assert summary.steps >= 30

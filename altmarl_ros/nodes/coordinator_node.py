@@ -118,17 +118,28 @@ class CoordinatorNode(Node):
         if self.leader_pose is None:
             return
         now = self._now()
-        if self.next_decision is None:  # first step: wait until k robots have announced themselves
-            self.started = getattr(self, "started", now)
-            self.coordinator.now = now
-            known = len(self.coordinator.alive())
-            if known < self.coordinator.k and now - self.started < self.params["startup_timeout"]:
-                return
+        if self.next_decision is None and not self._ready(now):
+            return
         if self.deadline is None:
             if self.next_decision is None or now >= self.next_decision:
                 self._begin(now)
         elif now >= self.deadline or self.coordinator.stats.replies_this_step() >= len(self.asked):
             self._finish(now)
+
+    def _ready(self, now: float) -> bool:
+        """Before the first step: k robots announced, and DDS has matched the request and sample topics
+        with at least that many robots (a reliable message to an unmatched reader is simply lost)."""
+        self.started = getattr(self, "started", now)
+        self.coordinator.now = now
+        known = len(self.coordinator.alive())
+        matched = min(self.request_pub.get_subscription_count(), self.count_publishers(topics.SAMPLES))
+        if known >= self.coordinator.k and matched >= known:
+            return True
+        if now - self.started >= self.params["startup_timeout"]:
+            self.get_logger().warning(f"starting after {self.params['startup_timeout']} s with {known} robots known "
+                                      f"and {matched} matched")
+            return True
+        return False
 
     def _begin(self, now: float) -> None:
         leader_zone = int(zone_of(self.world, self.leader_pose[None, :2])[0])

@@ -1,0 +1,66 @@
+"""The node list behind the launch files and `altmarl sim`, without ROS."""
+
+from __future__ import annotations
+
+import py_compile
+from pathlib import Path
+
+import pytest
+
+from altmarl_ros.launch_plan import LAUNCH_ARGUMENTS, LaunchConfig, LaunchError, build_launch_plan, config_from_strings
+from altmarl_ros.marl.alternation import AlternationConfig, alternate
+from altmarl_ros.tasks import make_game
+from altmarl_ros.training import save_result
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    game = make_game("zones", {"n": 50})
+    out = tmp_path_factory.mktemp("policy")
+    save_result(alternate(game, 4, AlternationConfig(rounds=1, certify=False, eval_seeds=1, eval_rollouts=2), 0),
+                out, "zones", {"n": 50})
+    return str(out)
+
+
+def test_launch_argument_strings_are_typed(policy):
+    config = config_from_strings({"n": "30", "k": "4", "policy": policy, "learn": "true", "speedup": "2.5",
+                                  "record": ""})
+    assert config.n == 30 and config.learn is True and config.speedup == 2.5 and config.record == ""
+    with pytest.raises(LaunchError, match="n:='many' is not a valid int"):
+        config_from_strings({"n": "many"})
+    with pytest.raises(LaunchError, match="learn:='perhaps'"):
+        config_from_strings({"learn": "perhaps"})
+    with pytest.raises(LaunchError, match="unknown launch arguments"):
+        config_from_strings({"robots": "3"})
+
+
+def test_every_launch_argument_is_a_config_field():
+    fields = set(LaunchConfig.__dataclass_fields__) | {"rviz"}
+    assert set(LAUNCH_ARGUMENTS) <= fields
+
+
+def test_params_file_goes_before_the_launch_arguments(policy):
+    params = str(ROOT / "config" / "altmarl.yaml")
+    plan = build_launch_plan(LaunchConfig(n=10, k=4, policy=policy, params_file=params))
+    args = plan[-1].ros_args()
+    assert args.index("--params-file") < args.index("-p")
+    with pytest.raises(LaunchError, match="params_file"):
+        build_launch_plan(LaunchConfig(n=10, k=4, policy=policy, params_file="/nope.yaml"))
+
+
+def test_the_policy_must_match_k(policy):
+    with pytest.raises(LaunchError, match="trained for k=4, but k=3"):
+        build_launch_plan(LaunchConfig(n=10, k=3, policy=policy))
+
+
+def test_sim_node_keeps_wall_time_and_the_others_follow_its_clock(policy):
+    plan = build_launch_plan(LaunchConfig(n=10, k=4, policy=policy))
+    use_sim_time = {spec.name: spec.parameters["use_sim_time"] for spec in plan}
+    assert use_sim_time == {"sim": False, "fleet_0": True, "coordinator": True}
+
+
+@pytest.mark.parametrize("name", ["sim.launch.py", "hardware.launch.py", "coordinator.launch.py"])
+def test_launch_files_compile(name):
+    py_compile.compile(str(ROOT / "launch" / name), doraise=True)
