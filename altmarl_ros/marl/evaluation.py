@@ -34,10 +34,10 @@ class RolloutBatch:
 
 def rollout(game: TabularGame, global_policy: GlobalPolicy, local_policy: np.ndarray,
             rng: np.random.Generator, batch: int, horizon: int | None = None,
-            record_profiles: bool = False, initial: tuple[np.ndarray, np.ndarray] | None = None) -> RolloutBatch:
+            record_profiles: bool = False) -> RolloutBatch:
     """Run `batch` independent episodes at once; the coordinator sees a fresh k-subsample each step."""
     horizon = game.horizon if horizon is None else horizon
-    global_state, counts = sample_initial_states(game, rng, batch) if initial is None else initial
+    global_state, counts = sample_initial_states(game, rng, batch)
     population = CountPopulation(game, counts)
     returns = np.zeros(batch)
     mode_hits = np.zeros((batch, horizon), dtype=bool)

@@ -73,6 +73,7 @@ class CoordinatorNode(Node):
         self.asked = np.zeros(0, dtype=np.int64)
         self.sampled_positions: dict[int, tuple[float, float]] = {}
         self.last_decision = None
+        self.started: float | None = None
 
         self.request_pub = self.create_publisher(Int32MultiArray, topics.SAMPLE_REQUEST, 50)
         self.global_pub = self.create_publisher(Int32MultiArray, topics.GLOBAL, 50)
@@ -106,8 +107,9 @@ class CoordinatorNode(Node):
 
     # --- decision steps ------------------------------------------------------------------------
     def _on_sample(self, msg: Float64MultiArray) -> None:
-        if len(msg.data) != 5:
-            self.get_logger().warning(f"malformed sample {list(msg.data)}", throttle_duration_sec=5.0)
+        if len(msg.data) != 5 or not np.all(np.isfinite(msg.data)):
+            self.get_logger().warning(f"malformed sample {list(msg.data)}; expected [step, id, zone, x, y]",
+                                      throttle_duration_sec=5.0)
             return
         step, robot_id, zone, x, y = msg.data
         self.coordinator.heard_from(int(robot_id), self._now())
@@ -129,7 +131,7 @@ class CoordinatorNode(Node):
     def _ready(self, now: float) -> bool:
         """Before the first step: k robots announced, and DDS has matched the request and sample topics
         with at least that many robots (a reliable message to an unmatched reader is simply lost)."""
-        self.started = getattr(self, "started", now)
+        self.started = now if self.started is None else self.started
         self.coordinator.now = now
         known = len(self.coordinator.alive())
         matched = min(self.request_pub.get_subscription_count(), self.count_publishers(topics.SAMPLES))

@@ -75,7 +75,11 @@ class RobotNode(Node):
             self.get_logger().warning(f"malformed {topics.GLOBAL} message {list(msg.data)}", throttle_duration_sec=5.0)
             return
         step, global_state, _ = msg.data
-        action = self.agent.on_global(int(step), int(global_state))
+        try:
+            action = self.agent.on_global(int(step), int(global_state))
+        except ValueError as exc:
+            self.get_logger().warning(f"ignoring {topics.GLOBAL} message: {exc}", throttle_duration_sec=5.0)
+            return
         if action is not None:
             self.decision_pub.publish(Int32MultiArray(data=[int(step), int(self.agent.zone), action,
                                                             int(self.agent.destination)]))

@@ -117,8 +117,9 @@ class SimNode(Node):
         leader = Marker()
         leader.header = robots.header
         leader.ns, leader.id, leader.type, leader.action = "leader", 0, Marker.CYLINDER, Marker.ADD
-        leader.pose.position.x, leader.pose.position.y, leader.pose.position.z = float(poses[0, 0]), float(
-            poses[0, 1]), 0.15
+        leader.pose.position.x = float(poses[0, 0])
+        leader.pose.position.y = float(poses[0, 1])
+        leader.pose.position.z = 0.15
         leader.pose.orientation.w = 1.0
         leader.scale.x = leader.scale.y = 2 * self.world_config.leader_radius
         leader.scale.z = 0.3
