@@ -44,6 +44,10 @@ def run(make_nodes: Callable[[], list[Node]], args: list[str] | None = None) -> 
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        if rclpy.ok():
+            raise
+        # rclpy can fail to take a message while the context is being shut down: still a clean stop
     except AltmarlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
