@@ -95,7 +95,7 @@ def test_coordinator_gets_exactly_k_uniform_replies_and_robots_follow_their_poli
         samples = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages()
                    if c.topic == "/altmarl/samples"]
     assert all(len(m.data) == 5 and 0 <= m.data[2] < 5 for m in samples)  # [step, id, zone, x, y]
-    steps = log.last_stats["steps"]
+    steps = 32  # decision_steps: the coordinator's last broadcast may reach the recorder but not the monitor
     # the recorder may join a step late and is stopped as soon as the coordinator exits: 2 steps of slack
     assert steps - 2 <= counts["/altmarl/sample_request"] <= steps and steps - 2 <= counts["/altmarl/global"] <= steps
     assert 4 * (counts["/altmarl/sample_request"] - 1) <= counts["/altmarl/samples"] <= 4 * steps
