@@ -16,7 +16,7 @@ K = 3
 CONFIG = dict(rounds=2, k_ref=6, eval_seeds=2, eval_rollouts=10, mean_field_batch=20, mean_field_burn_in=10,
               mean_field_steps=20)
 # wall-clock durations are the only fields allowed to differ between identical runs
-TIMING_FIELDS = {"glearn_seconds", "reference_seconds", "round_seconds"}
+TIMING_FIELDS = {"glearn_seconds", "reference_seconds", "round_seconds", "llearn_seconds"}
 
 
 def run(seed, **overrides):

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from altmarl_ros.marl.certificate import global_gap
 from altmarl_ros.marl.errors import GameValidationError
-from altmarl_ros.marl.evaluation import evaluate
+from altmarl_ros.marl.evaluation import EvaluationReport, evaluate
 from altmarl_ros.marl.game import TabularGame, check_population
 from altmarl_ros.marl.glearn import g_learn
 from altmarl_ros.marl.llearn import l_learn, local_gap, mean_field
@@ -74,12 +75,106 @@ class RoundRecord:
     global_gap_ci95: float
     reference_value: float
     local_gap: float
-    local_gap_worst_state: float
+    local_gap_worst_state: float  # tabular: the largest gain of any single state; deep: NaN
     glearn_seconds: float
-    glearn_iterations: int
-    glearn_error_bound: float
+    glearn_iterations: int  # tabular: Bellman sweeps; deep: gradient updates
+    glearn_error_bound: float  # tabular: MacQueen bound on |Q - Q*|; deep: last TD loss
     reference_seconds: float
     round_seconds: float
+    local_gap_ci95: float = 0.0  # exact (0) for tabular; a paired 95 % half-width for the deep estimate
+    llearn_seconds: float = 0.0
+
+
+@dataclass
+class GlobalResponse:
+    """What a G-LEARN best response returns to the loop."""
+
+    policy: Any
+    seconds: float
+    iterations: int
+    error_bound: float
+    state: Any = None  # learner-specific (Q table, network) kept with the pair
+
+
+@dataclass
+class LocalResponse:
+    policy: Any
+    seconds: float
+    state: Any = None
+
+
+@dataclass
+class Certificate:
+    global_gap: float
+    global_gap_ci95: float
+    reference_value: float
+    local_gap: float
+    local_gap_ci95: float
+    local_gap_worst_state: float
+    seconds: float
+
+
+class Learners(Protocol):
+    """The two best responses, the value and the certificate of one task and learner family.
+
+    `run_alternation` drives any implementation: `TabularLearners` below, and
+    `marl.deep.learners.DeepLearners` (DQN + PPO) for function approximation.
+    """
+
+    def initial_local_policy(self) -> Any: ...
+
+    def global_response(self, local_policy: Any) -> GlobalResponse: ...
+
+    def local_response(self, global_policy: Any, local_policy: Any) -> LocalResponse: ...
+
+    def value(self, global_policy: Any, local_policy: Any) -> EvaluationReport: ...
+
+    def certify(self, global_policy: Any, local_policy: Any) -> Certificate: ...
+
+
+@dataclass
+class AlternationOutcome:
+    best_round: int
+    rounds: list[RoundRecord]
+    global_response: GlobalResponse
+    local_response: LocalResponse | None  # None: the best pair is the starting local policy
+    local_policy: Any
+
+
+NO_CERTIFICATE = Certificate(*(float("nan"),) * 6, 0.0)
+
+
+def run_alternation(learners: Learners, rounds: int, certify: bool = True, gap_tol: float = 0.0,
+                    progress: bool = False, desc: str = "alternation") -> AlternationOutcome:
+    """ALTERNATING-MARL over any `Learners`; keeps the best pair by measured value."""
+    local_policy = learners.initial_local_policy()
+    best: AlternationOutcome | None = None
+    records: list[RoundRecord] = []
+    bar = _progress(rounds, desc, progress)
+    for round_number in range(1, rounds + 1):
+        round_start = time.perf_counter()
+        g = learners.global_response(local_policy)
+        l_resp = learners.local_response(g.policy, local_policy)
+        local_policy = l_resp.policy
+        value = learners.value(g.policy, local_policy)
+        cert = learners.certify(g.policy, local_policy) if certify else NO_CERTIFICATE
+        record = RoundRecord(round_number, value.return_mean, value.return_std, value.mode_accuracy, cert.global_gap,
+                             cert.global_gap_ci95, cert.reference_value, cert.local_gap, cert.local_gap_worst_state,
+                             g.seconds, g.iterations, g.error_bound, cert.seconds,
+                             time.perf_counter() - round_start, cert.local_gap_ci95, l_resp.seconds)
+        records.append(record)
+        log.info("round %d: value %.2f ± %.2f, mode accuracy %.3f, global gap %.3f ± %.3f, local gap %.4f (%.1fs)",
+                 round_number, record.value_mean, record.value_std, record.mode_accuracy, cert.global_gap,
+                 cert.global_gap_ci95, cert.local_gap, record.round_seconds)
+        bar.update(1)
+        bar.set_postfix(value=f"{record.value_mean:.1f}", gap=f"{cert.global_gap:.2f}")
+        if best is None or record.value_mean > records[best.best_round - 1].value_mean:
+            best = AlternationOutcome(round_number, records, g, l_resp, local_policy)
+        if certify and max(cert.global_gap, cert.local_gap) < gap_tol:
+            log.info("both gaps below gap_tol=%g after round %d: stopping", gap_tol, round_number)
+            break
+    bar.close()
+    return best
 
 
 @dataclass
@@ -94,6 +189,8 @@ class AlternationResult:
     local_q: np.ndarray
     best_round: int
     rounds: list[RoundRecord] = field(default_factory=list)
+    networks: dict[str, Any] = field(default_factory=dict)  # deep learners: name -> torch module
+    learner: str = "tabular"
 
     @property
     def best(self) -> RoundRecord:
@@ -103,66 +200,68 @@ class AlternationResult:
         return [asdict(r) for r in self.rounds]
 
 
+class TabularLearners:
+    """Sampled (or exact) G-LEARN, exact (or sampled) L-LEARN, the exact-protocol value and certificate."""
+
+    def __init__(self, game: TabularGame, k: int, config: AlternationConfig, seed: int) -> None:
+        self.game, self.k, self.config = game, k, config
+        seeds = np.random.SeedSequence(seed).spawn(len(STREAMS))
+        self.streams = {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
+        self.eval_seeds = list(range(config.eval_seeds))
+        self.q_init = self.ref_init = None
+
+    def initial_local_policy(self) -> np.ndarray:
+        return uniform_local_policy(self.game)
+
+    def global_response(self, local_policy: np.ndarray) -> GlobalResponse:
+        c = self.config
+        learned = g_learn(self.game, local_policy, self.k, method=c.glearn_method, m=c.m, tol=c.tol,
+                          max_iters=c.max_iters, rng=self.streams["glearn"], q_init=self.q_init)
+        self.q_init = learned.q_values
+        return GlobalResponse(GlobalPolicy.from_q(learned.q_values, self.k), learned.seconds, learned.iterations,
+                              learned.error_bound, learned.q_values)
+
+    def _mean_field(self, global_policy: GlobalPolicy, local_policy: np.ndarray):
+        c = self.config
+        return mean_field(self.game, global_policy, local_policy, self.streams["mean_field"], c.mean_field_batch,
+                          c.mean_field_burn_in, c.mean_field_steps, c.mean_field_mode)
+
+    def local_response(self, global_policy: GlobalPolicy, local_policy: np.ndarray) -> LocalResponse:
+        start = time.perf_counter()
+        field_now = self._mean_field(global_policy, local_policy)
+        policy, local_q = l_learn(self.game, field_now, method=self.config.local_method,
+                                  temperature=self.config.local_temperature, rng=self.streams["llearn"],
+                                  m=self.config.local_m)
+        return LocalResponse(policy, time.perf_counter() - start, local_q)
+
+    def value(self, global_policy: GlobalPolicy, local_policy: np.ndarray) -> EvaluationReport:
+        return evaluate(self.game, global_policy, local_policy, self.eval_seeds, self.config.eval_rollouts)
+
+    def certify(self, global_policy: GlobalPolicy, local_policy: np.ndarray) -> Certificate:
+        c = self.config
+        start = time.perf_counter()
+        k_ref = c.reference_k(self.game)
+        reference = g_learn(self.game, local_policy, k_ref, method=c.glearn_method, m=c.m, tol=c.tol,
+                            max_iters=c.max_iters, rng=self.streams["reference"], q_init=self.ref_init)
+        self.ref_init = reference.q_values
+        ref_policy = GlobalPolicy.from_q(reference.q_values, k_ref, observation="full")
+        measured = global_gap(self.game, global_policy, ref_policy, local_policy, self.eval_seeds, c.eval_rollouts)
+        seconds = time.perf_counter() - start
+        gaps = local_gap(self.game, self._mean_field(global_policy, local_policy), local_policy)
+        return Certificate(measured.gap, measured.ci95, measured.reference_value, gaps.expected, 0.0,
+                           gaps.worst_state, seconds)
+
+
 def alternate(game: TabularGame, k: int, config: AlternationConfig | None = None, seed: int = 0,
               progress: bool = False) -> AlternationResult:
-    """Run ALTERNATING-MARL on a tabular game; see the module docstring."""
+    """Run ALTERNATING-MARL on a tabular game with the tabular learners; see the module docstring."""
     config = config or AlternationConfig()
     config.validate(game, k)
-    streams = dict(zip(STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(STREAMS))),
-                       strict=True))
-    eval_seeds = list(range(config.eval_seeds))
-    k_ref = config.reference_k(game)
-    local_policy = uniform_local_policy(game)
-    local_q = np.zeros((game.num_global_states, game.num_local_states, game.num_local_actions))
-    q_init, ref_init = None, None
-    best: AlternationResult | None = None
-    records: list[RoundRecord] = []
-    bar = _progress(config.rounds, f"alternation k={k}", progress)
-    for round_number in range(1, config.rounds + 1):
-        round_start = time.perf_counter()
-        learned = g_learn(game, local_policy, k, method=config.glearn_method, m=config.m, tol=config.tol,
-                          max_iters=config.max_iters, rng=streams["glearn"], q_init=q_init)
-        q_init = learned.q_values
-        global_policy = GlobalPolicy.from_q(learned.q_values, k)
-        field_now = mean_field(game, global_policy, local_policy, streams["mean_field"], config.mean_field_batch,
-                               config.mean_field_burn_in, config.mean_field_steps, config.mean_field_mode)
-        local_policy, local_q = l_learn(game, field_now, method=config.local_method,
-                                        temperature=config.local_temperature, rng=streams["llearn"], m=config.local_m)
-        value = evaluate(game, global_policy, local_policy, eval_seeds, config.eval_rollouts)
-        gap_g, gap_ci, ref_value, ref_seconds = float("nan"), float("nan"), float("nan"), 0.0
-        gap_l = gap_l_worst = float("nan")
-        if config.certify:
-            ref_start = time.perf_counter()
-            reference = g_learn(game, local_policy, k_ref, method=config.glearn_method, m=config.m, tol=config.tol,
-                                max_iters=config.max_iters, rng=streams["reference"], q_init=ref_init)
-            ref_init = reference.q_values
-            ref_policy = GlobalPolicy.from_q(reference.q_values, k_ref, observation="full")
-            measured = global_gap(game, global_policy, ref_policy, local_policy, eval_seeds, config.eval_rollouts)
-            gap_g, gap_ci, ref_value = measured.gap, measured.ci95, measured.reference_value
-            ref_seconds = time.perf_counter() - ref_start
-            field_after = mean_field(game, global_policy, local_policy, streams["mean_field"],
-                                     config.mean_field_batch, config.mean_field_burn_in, config.mean_field_steps,
-                                     config.mean_field_mode)
-            gaps = local_gap(game, field_after, local_policy)
-            gap_l, gap_l_worst = gaps.expected, gaps.worst_state
-        record = RoundRecord(round_number, value.return_mean, value.return_std, value.mode_accuracy, gap_g, gap_ci,
-                             ref_value, gap_l, gap_l_worst, learned.seconds, learned.iterations, learned.error_bound,
-                             ref_seconds, time.perf_counter() - round_start)
-        records.append(record)
-        log.info("round %d: value %.2f ± %.2f, mode accuracy %.3f, global gap %.3f ± %.3f, local gap %.4f (%.1fs)",
-                 round_number, record.value_mean, record.value_std, record.mode_accuracy, gap_g, gap_ci, gap_l,
-                 record.round_seconds)
-        bar.update(1)
-        bar.set_postfix(value=f"{record.value_mean:.1f}", gap=f"{gap_g:.2f}")
-        if best is None or record.value_mean > best.best.value_mean:
-            best = AlternationResult(game, k, seed, config, learned.q_values, global_policy, local_policy.copy(),
-                                     local_q.copy(), round_number, records)
-        if config.certify and max(gap_g, gap_l) < config.gap_tol:
-            log.info("both gaps below gap_tol=%g after round %d: stopping", config.gap_tol, round_number)
-            break
-    bar.close()
-    best.rounds = records
-    return best
+    outcome = run_alternation(TabularLearners(game, k, config, seed), config.rounds, config.certify, config.gap_tol,
+                              progress, f"alternation k={k}")
+    return AlternationResult(game, k, seed, config, outcome.global_response.state, outcome.global_response.policy,
+                             outcome.local_policy.copy(), outcome.local_response.state.copy(), outcome.best_round,
+                             outcome.rounds)
 
 
 def _progress(total: int, desc: str, enabled: bool):
