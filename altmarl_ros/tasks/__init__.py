@@ -6,10 +6,11 @@ from typing import Any
 
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame
-from altmarl_ros.tasks import zones
+from altmarl_ros.tasks import federated, zones
 from altmarl_ros.tasks.config import config_from_mapping
 
-TASKS = {"zones": (zones.ZonesConfig, zones.build_game)}
+TASKS = {"zones": (zones.ZonesConfig, zones.build_game),
+         "federated": (federated.FederatedConfig, federated.build_game)}
 
 
 def make_game(task: str, overrides: dict[str, Any] | None = None) -> TabularGame:

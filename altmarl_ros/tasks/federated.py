@@ -1,0 +1,233 @@
+"""The `federated` task (TASKS.md section 3): a server tunes its aggregation step size from k sampled clients.
+
+Players. The server (global agent) trains a shared model with ``n`` clients
+(local agents) and sees only ``k`` of them per round. Clients have
+``drift_levels`` = D states (0 = fresh: the model the client would send is what
+a fully synced client would send; D-1 = very stale / drifted) and three actions,
+``skip``, ``light`` (a few local gradient steps), ``heavy`` (many steps).
+
+Structure forced by the game class (ALGORITHM.md section 1). P_g(s_g'|s_g,a_g)
+cannot see the population and P_l, r_l cannot see a_g. So the step size chosen
+by the server must reach the clients through the *global state*:
+
+* ``s_g = (q, e)``, index ``q * E + e``: q in 0..Q-1 is the global model quality
+  level (0 = initial loss, Q-1 = near optimal), e in 0..E-1 is the step-size
+  level *in force this round* (announced by the server in the previous round).
+* ``a_g`` in 0..E-1 is the step-size level for the next round:
+  ``e' = a_g`` with probability ``step_follow_prob`` (default 1), else e stays.
+
+With that, "the best step size depends on the population's drift" is a
+statement about the shared reward: the improvement of the global loss that
+client i's update brings when aggregated with step eta_e is its local reward,
+which depends on its own drift and on s_g = (q, e). The system reward
+``r_g + (1/n) sum_i r_l`` is then the total improvement minus compute, and the
+server, choosing e for the next round from the k-sample F, must guess how
+drifted the population will be: observing more clients helps.
+
+Numbers (defaults; every one is a config field). eta = step_sizes[e] =
+(0.25, 0.5, 1.0, 2.0); room(q) = 1 - q / Q (how much of the initial loss is
+left to remove, (1, .8, .6, .4, .2) for Q = 5).
+
+Client reward (contribution minus compute), a second-order model of one
+aggregation step: progress in the descent direction minus a curvature / error
+term that grows with the drift left after this round's training::
+
+    r_l(d, (q, e), a) = contribution_scale * (room(q) * eta * progress[a]
+                        - eta^2 * (curvature + drift_curvature * d * residual_drift[a]))
+                        - compute_cost[a]
+
+progress = (0.1, 0.6, 1.0), residual_drift = (1.0, 0.8, 0.5) for (skip, light,
+heavy), curvature = 0.1, drift_curvature = 0.4, compute_cost = (0, 0.05, 0.25),
+contribution_scale = 1. The best eta for one client maximises
+``eta * P - eta^2 * K``: eta* = P / (2K). A fresh heavy client (d=0) has
+eta* = 5, so the largest step 2.0 is best (contribution 1.6); a drifted heavy
+client (d=3) has eta* = 0.71, and eta = 2 gives 2 - 4 * 0.7 = -0.8: a large step
+with drifted clients *degrades* quality, while eta in {0.5, 1} gives about +0.3.
+Light clients: eta* = 3.0 (d=0), 0.65 (d=1), 0.28 (d=3). The population's best
+step is the argmax of the average of these curves, which moves from the
+largest step to small steps as the population drifts (checked in
+test/test_federated.py on the arrays).
+
+Client drift transition P_l(d' | d, (q, e), a): first training reduces drift
+(with probability ``reduce_prob[a]`` = (0, 0.6, 0.9) the level drops by
+``reduce_levels[a]`` = (0, 1, 3), floored at 0), then the global model moves
+and the client becomes staler: +1 level (capped at D-1) with probability
+``drift_base_prob + drift_step_prob * eta`` = 0.1 + 0.15 eta (capped at 1): a
+skipped client only drifts, larger server steps make everyone staler.
+
+Server transition and reward. The quality level cannot see the population
+here, so it carries the drift-independent part of the effect of the step in
+force: up one level with probability ``quality_up_base + quality_up_step * eta``
+= 0.05 + 0.05 eta, down one with probability ``quality_down_step2 * eta^2`` =
+0.02 eta^2 (overshoot). The server reward is the expected improvement of the
+quality level, ``r_g((q, e), a_g) = quality_reward * (P(up) - P(down))``
+(zero where a move is blocked at the ends), quality_reward = 1.
+
+Initial distribution: q = 0 (the initial model) with the step-size level
+uniform; client drift profile ~ Dirichlet(profile_concentration * 1_D) with
+profile_concentration = 0.5, so populations range from mostly fresh to mostly
+drifted. n = 1000, gamma = 0.95, horizon = 50.
+
+`federated_check.py` runs the learned policies on a real federated
+optimisation problem (quadratic clients in numpy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from altmarl_ros.marl.errors import GameValidationError
+from altmarl_ros.marl.game import TabularGame
+
+LOCAL_ACTIONS = ("skip", "light", "heavy")
+
+
+@dataclass(frozen=True)
+class FederatedConfig:
+    n: int = 1000
+    gamma: float = 0.95
+    horizon: int = 50
+    drift_levels: int = 4  # D client states
+    quality_levels: int = 5  # Q server quality levels
+    step_sizes: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)  # E aggregation step sizes (server actions)
+    step_follow_prob: float = 1.0  # P(e' = a_g); otherwise the step in force stays
+    # client reward: contribution_scale * (room(q) * eta * progress[a] - eta^2 * (curvature + drift_curvature
+    # * d * residual_drift[a])) - compute_cost[a]; actions (skip, light, heavy)
+    contribution_scale: float = 1.0
+    progress: tuple[float, ...] = (0.1, 0.6, 1.0)
+    residual_drift: tuple[float, ...] = (1.0, 0.8, 0.5)
+    curvature: float = 0.1
+    drift_curvature: float = 0.8
+    compute_cost: tuple[float, ...] = (0.0, 0.05, 0.25)
+    # client drift: training drops `reduce_levels[a]` levels w.p. `reduce_prob[a]`, then +1 level
+    # w.p. drift_base_prob + drift_step_prob * eta
+    reduce_prob: tuple[float, ...] = (0.0, 0.15, 0.3)
+    reduce_levels: tuple[int, ...] = (0, 1, 1)
+    drift_base_prob: float = 0.05
+    drift_step_prob: float = 0.1
+    # server quality: up w.p. quality_up_base + quality_up_step * eta, down w.p. quality_down_step2 * eta^2
+    quality_up_base: float = 0.05
+    quality_up_step: float = 0.05
+    quality_down_step2: float = 0.02
+    quality_reward: float = 1.0
+    profile_concentration: float = 0.3
+
+
+def _check_config(c: FederatedConfig) -> None:
+    if c.drift_levels < 2:
+        raise GameValidationError(f"drift_levels must be >= 2 (fresh and drifted), got {c.drift_levels}")
+    if c.quality_levels < 2:
+        raise GameValidationError(f"quality_levels must be >= 2, got {c.quality_levels}")
+    if len(c.step_sizes) < 1:
+        raise GameValidationError("step_sizes needs at least one aggregation step size (the server's actions)")
+    if any(not np.isfinite(s) or s <= 0 for s in c.step_sizes):
+        raise GameValidationError(f"step_sizes must be finite and > 0, got {c.step_sizes}")
+    per_action = ("progress", "residual_drift", "compute_cost", "reduce_prob", "reduce_levels")
+    for name in per_action:
+        value = getattr(c, name)
+        if len(value) != len(LOCAL_ACTIONS):
+            raise GameValidationError(f"{name} needs one value per client action {LOCAL_ACTIONS}, got {value}")
+        if any(not np.isfinite(v) or v < 0 for v in value):
+            raise GameValidationError(f"{name} must be finite and >= 0, got {value}")
+    for name in ("reduce_prob",):
+        if any(v > 1 for v in getattr(c, name)):
+            raise GameValidationError(f"{name} are probabilities in [0, 1], got {getattr(c, name)}")
+    nonnegative = ("contribution_scale", "curvature", "drift_curvature", "drift_base_prob", "drift_step_prob",
+                   "quality_up_base", "quality_up_step", "quality_down_step2", "quality_reward",
+                   "step_follow_prob")
+    for name in nonnegative:
+        value = getattr(c, name)
+        if not np.isfinite(value) or value < 0:
+            raise GameValidationError(f"{name} must be finite and >= 0, got {value}")
+    if c.step_follow_prob > 1:
+        raise GameValidationError(f"step_follow_prob is a probability in [0, 1], got {c.step_follow_prob}")
+    if not c.profile_concentration > 0:
+        raise GameValidationError(f"profile_concentration must be > 0, got {c.profile_concentration}")
+    for eta in c.step_sizes:
+        up = c.quality_up_base + c.quality_up_step * eta
+        down = c.quality_down_step2 * eta ** 2
+        if up + down > 1:
+            raise GameValidationError(
+                f"quality move probabilities exceed 1 at step size {eta}: up {up:.3g} + down {down:.3g}; "
+                "lower quality_up_base, quality_up_step or quality_down_step2")
+
+
+def global_state_index(quality: np.ndarray | int, step_level: np.ndarray | int, num_steps: int) -> np.ndarray:
+    """s_g = q * E + e: the one index a global state has in the game's arrays."""
+    return np.asarray(quality) * num_steps + np.asarray(step_level)
+
+
+def client_contribution(config: FederatedConfig) -> np.ndarray:
+    """contribution[d, q, e, a] before compute cost (see the module docstring), shape (D, Q, E, A)."""
+    D, Q = config.drift_levels, config.quality_levels
+    eta = np.asarray(config.step_sizes, dtype=float)[None, None, :, None]
+    d = np.arange(D, dtype=float)[:, None, None, None]
+    room = (1.0 - np.arange(Q) / Q)[None, :, None, None]
+    progress = np.asarray(config.progress, dtype=float)[None, None, None, :]
+    residual = np.asarray(config.residual_drift, dtype=float)[None, None, None, :]
+    error = config.curvature + config.drift_curvature * d * residual
+    return config.contribution_scale * (room * eta * progress - eta ** 2 * error)
+
+
+def build_game(config: FederatedConfig) -> TabularGame:
+    """The federated game as validated arrays (layouts in marl/game.py, numbers in the module docstring)."""
+    _check_config(config)
+    D, Q, E, A = config.drift_levels, config.quality_levels, len(config.step_sizes), len(LOCAL_ACTIONS)
+    G = Q * E
+    eta = np.asarray(config.step_sizes, dtype=float)
+
+    # global: quality moves with the step in force, the step level follows the action
+    quality_move = np.zeros((Q, E, Q))
+    for q in range(Q):
+        for e in range(E):
+            up = config.quality_up_base + config.quality_up_step * eta[e] if q < Q - 1 else 0.0
+            down = config.quality_down_step2 * eta[e] ** 2 if q > 0 else 0.0
+            quality_move[q, e, min(q + 1, Q - 1)] += up
+            quality_move[q, e, max(q - 1, 0)] += down
+            quality_move[q, e, q] += 1.0 - up - down
+    step_move = np.zeros((E, E, E))  # [e, a_g, e']
+    for e in range(E):
+        for a in range(E):
+            step_move[e, a, a] += config.step_follow_prob
+            step_move[e, a, e] += 1.0 - config.step_follow_prob
+    # P_g[(q,e), a, (q',e')] = quality_move[q, e, q'] * step_move[e, a, e']
+    global_transition = np.einsum("qem,eaf->qeamf", quality_move, step_move).reshape(G, E, G)
+    expected_quality_gain = quality_move @ np.arange(Q) - np.arange(Q)[:, None]  # (Q, E)
+    global_reward = np.repeat(config.quality_reward * expected_quality_gain.reshape(G, 1), E, axis=1)
+
+    # local: training reduces drift, then the moving global model adds drift
+    train = np.zeros((D, A, D))
+    for d in range(D):
+        for a in range(A):
+            p = config.reduce_prob[a]
+            train[d, a, max(d - int(config.reduce_levels[a]), 0)] += p
+            train[d, a, d] += 1.0 - p
+    stale = np.zeros((E, D, D))
+    for e in range(E):
+        p = min(1.0, config.drift_base_prob + config.drift_step_prob * eta[e])
+        for d in range(D):
+            stale[e, d, min(d + 1, D - 1)] += p
+            stale[e, d, d] += 1.0 - p
+    local_by_step = np.einsum("dam,emn->deam", train, stale)  # (D, E, A, D')
+    local_transition = np.broadcast_to(local_by_step[:, None], (D, Q, E, A, D)).reshape(D, G, A, D)
+
+    reward = client_contribution(config) - np.asarray(config.compute_cost, dtype=float)
+    local_reward = reward.reshape(D, G, A)
+
+    init_global = np.zeros(G)
+    init_global[global_state_index(0, np.arange(E), E)] = 1.0 / E
+    return TabularGame(
+        name="federated",
+        global_transition=global_transition,
+        local_transition=np.ascontiguousarray(local_transition),
+        global_reward=global_reward,
+        local_reward=local_reward,
+        gamma=config.gamma,
+        n=config.n,
+        horizon=config.horizon,
+        init_global=init_global,
+        init_local_alpha=np.full(D, config.profile_concentration),
+        config=asdict(config),
+    )
