@@ -25,35 +25,39 @@ server, choosing e for the next round from the k-sample F, must guess how
 drifted the population will be: observing more clients helps.
 
 Numbers (defaults; every one is a config field). eta = step_sizes[e] =
-(0.25, 0.5, 1.0, 2.0); room(q) = 1 - q / Q (how much of the initial loss is
+(0.5, 1.0, 1.5, 2.0); room(q) = 1 - q / Q (how much of the initial loss is
 left to remove, (1, .8, .6, .4, .2) for Q = 5).
 
 Client reward (contribution minus compute), a second-order model of one
-aggregation step: progress in the descent direction minus a curvature / error
-term that grows with the drift left after this round's training::
+aggregation step: progress in the descent direction (which shrinks as the
+model improves) minus an error term that grows with eta^2 and with the drift
+left after this round's training (it does not shrink with the loss: client
+heterogeneity and staleness stay)::
 
     r_l(d, (q, e), a) = contribution_scale * (room(q) * eta * progress[a]
                         - eta^2 * (curvature + drift_curvature * d * residual_drift[a]))
                         - compute_cost[a]
 
 progress = (0.1, 0.6, 1.0), residual_drift = (1.0, 0.8, 0.5) for (skip, light,
-heavy), curvature = 0.1, drift_curvature = 0.4, compute_cost = (0, 0.05, 0.25),
-contribution_scale = 1. The best eta for one client maximises
-``eta * P - eta^2 * K``: eta* = P / (2K). A fresh heavy client (d=0) has
-eta* = 5, so the largest step 2.0 is best (contribution 1.6); a drifted heavy
-client (d=3) has eta* = 0.71, and eta = 2 gives 2 - 4 * 0.7 = -0.8: a large step
-with drifted clients *degrades* quality, while eta in {0.5, 1} gives about +0.3.
-Light clients: eta* = 3.0 (d=0), 0.65 (d=1), 0.28 (d=3). The population's best
-step is the argmax of the average of these curves, which moves from the
-largest step to small steps as the population drifts (checked in
-test/test_federated.py on the arrays).
+heavy), curvature = 0.1, drift_curvature = 0.8, compute_cost = (0, 0.05, 0.25),
+contribution_scale = 1. One client's best eta maximises ``eta P - eta^2 K``:
+eta* = P / (2K). At q = 0 a fresh heavy client (d=0, K=0.1) has eta* = 5, so the
+largest step 2.0 is best (1.6 before cost); heavy with d=1 (K=0.5) has eta* = 1;
+d=3 (K=1.3) has eta* = 0.38, and eta = 2 gives 2 - 4 * 1.3 = -3.2: a large step
+with drifted clients *degrades* quality, eta = 0.5 gives +0.175. Light clients:
+eta* = 3 (d=0), 0.4 (d=1). The population's best step, the argmax of the
+average of these curves, moves from the largest step to the smallest as the
+population drifts (checked in test/test_federated.py on the arrays), and it
+shrinks as q rises (small steps near the optimum).
 
 Client drift transition P_l(d' | d, (q, e), a): first training reduces drift
-(with probability ``reduce_prob[a]`` = (0, 0.6, 0.9) the level drops by
-``reduce_levels[a]`` = (0, 1, 3), floored at 0), then the global model moves
+(with probability ``reduce_prob[a]`` = (0, 0.3, 0.6) the level drops by
+``reduce_levels[a]`` = (0, 1, 1), floored at 0), then the global model moves
 and the client becomes staler: +1 level (capped at D-1) with probability
-``drift_base_prob + drift_step_prob * eta`` = 0.1 + 0.15 eta (capped at 1): a
-skipped client only drifts, larger server steps make everyone staler.
+``drift_base_prob + drift_step_prob * eta`` = 0.05 + 0.1 eta (capped at 1): a
+skipped client only drifts, larger server steps make everyone staler. The
+rates are slowish on purpose: a population's drift persists for many rounds, so
+a sample of it predicts the next round.
 
 Server transition and reward. The quality level cannot see the population
 here, so it carries the drift-independent part of the effect of the step in
@@ -65,8 +69,14 @@ quality level, ``r_g((q, e), a_g) = quality_reward * (P(up) - P(down))``
 
 Initial distribution: q = 0 (the initial model) with the step-size level
 uniform; client drift profile ~ Dirichlet(profile_concentration * 1_D) with
-profile_concentration = 0.5, so populations range from mostly fresh to mostly
+profile_concentration = 0.3, so populations range from mostly fresh to mostly
 drifted. n = 1000, gamma = 0.95, horizon = 50.
+
+Measured in the tabular pipeline (defaults, n = 1000, alternate() with 3
+rounds, seed 0; evaluation 15 seeds x 50 rollouts): discounted return of the learned pair vs the best
+constant step (same client policy, best is eta = 1): k=1 4.83 vs 4.83,
+k=5 5.37 vs 5.12, k=20 5.77 vs 5.15 (std of per-seed means about 0.3), so the
+coordinator uses the sample, and more so as k grows.
 
 `federated_check.py` runs the learned policies on a real federated
 optimisation problem (quadratic clients in numpy).
@@ -103,7 +113,7 @@ class FederatedConfig:
     compute_cost: tuple[float, ...] = (0.0, 0.05, 0.25)
     # client drift: training drops `reduce_levels[a]` levels w.p. `reduce_prob[a]`, then +1 level
     # w.p. drift_base_prob + drift_step_prob * eta
-    reduce_prob: tuple[float, ...] = (0.0, 0.15, 0.3)
+    reduce_prob: tuple[float, ...] = (0.0, 0.3, 0.6)
     reduce_levels: tuple[int, ...] = (0, 1, 1)
     drift_base_prob: float = 0.05
     drift_step_prob: float = 0.1
@@ -210,7 +220,7 @@ def build_game(config: FederatedConfig) -> TabularGame:
         for d in range(D):
             stale[e, d, min(d + 1, D - 1)] += p
             stale[e, d, d] += 1.0 - p
-    local_by_step = np.einsum("dam,emn->deam", train, stale)  # (D, E, A, D')
+    local_by_step = np.einsum("dam,emn->dean", train, stale)  # (D, E, A, D')
     local_transition = np.broadcast_to(local_by_step[:, None], (D, Q, E, A, D)).reshape(D, G, A, D)
 
     reward = client_contribution(config) - np.asarray(config.compute_cost, dtype=float)
