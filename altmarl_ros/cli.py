@@ -1,4 +1,4 @@
-"""The `altmarl` command: train, eval and sweep ALTERNATING-MARL on the benchmark tasks."""
+"""The `altmarl` command: train, eval and sweep ALTERNATING-MARL on the benchmark tasks, run the ROS 2 graph."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.evaluation import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS, evaluate
 from altmarl_ros.marl.glearn import g_learn
 from altmarl_ros.marl.policies import GlobalPolicy
-from altmarl_ros.tasks import TASKS, make_game
+from altmarl_ros.tasks import ALL_TASKS, is_tabular, make_env, make_game
 from altmarl_ros.tasks.config import load_yaml
 
 log = logging.getLogger("altmarl")
@@ -51,9 +51,11 @@ def _int_list(text: str) -> list[int]:
 
 
 def _add_task_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default="zones", choices=sorted(TASKS), help="benchmark task (default: zones)")
-    p.add_argument("--config", type=Path, help="YAML file with a `task:` mapping of task keys and an "
-                   "`alternation:` mapping of learner keys (see config/zones.yaml)")
+    p.add_argument("--task", default="zones", choices=ALL_TASKS, help="benchmark task (default: zones)")
+    p.add_argument("--config", type=Path, help="YAML file with a `task:` mapping of task keys, an `alternation:` "
+                   "mapping of tabular learner keys and a `deep:` mapping of deep learner keys (see config/)")
+    p.add_argument("--learner", choices=("tabular", "deep"),
+                   help="tabular G-LEARN/L-LEARN, or DQN/PPO (default: tabular; warehouse is deep only)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                    help="override one task key, e.g. --set zones=7 (repeatable)")
     p.add_argument("--n", type=int, help="number of robots (task default: 1000 for zones)")
@@ -74,19 +76,57 @@ def _add_alternation_args(p: argparse.ArgumentParser) -> None:
                    "(default: greedy)")
     g.add_argument("--eval-seeds", type=int, help=f"seeds for per-round values and gaps (default {d.eval_seeds})")
     g.add_argument("--eval-rollouts", type=int, help=f"rollouts per seed per round (default {d.eval_rollouts})")
-    g.add_argument("--no-certify", action="store_true", help="skip the per-round NE-gap certificate (faster)")
+    g.add_argument("--no-certify", action="store_true", help="skip the NE-gap certificate (faster)")
+    g = p.add_argument_group("deep learner (--learner deep)")
+    g.add_argument("--dqn-steps", type=int, help="DQN env steps per global best response (default 2500)")
+    g.add_argument("--ppo-iterations", type=int, help="PPO iterations per local best response (default 30)")
+    g.add_argument("--certify", choices=("final", "every_round", "none"),
+                   help="when to estimate the NE gap (default final: once, for the best pair)")
+    g.add_argument("--threads", type=int, help="torch CPU threads (default 1: small nets, bit-identical runs)")
+
+
+CONFIG_SECTIONS = ("alternation", "deep", "task")
+
+
+def _read_config(args: argparse.Namespace) -> dict[str, Any]:
+    file_config = load_yaml(args.config) if args.config else {}
+    unknown = sorted(set(file_config) - set(CONFIG_SECTIONS))
+    if unknown:
+        raise AltmarlError(f"{args.config}: unknown top-level keys {unknown}; valid: {list(CONFIG_SECTIONS)}")
+    return file_config
 
 
 def _task_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    file_config = load_yaml(args.config) if args.config else {}
-    unknown = sorted(set(file_config) - {"task", "alternation"})
-    if unknown:
-        raise AltmarlError(f"{args.config}: unknown top-level keys {unknown}; valid: ['alternation', 'task']")
+    file_config = _read_config(args)
     overrides = dict(file_config.get("task") or {})
     overrides.update(_parse_assignments(args.assignments))
     if args.n is not None:
         overrides["n"] = args.n
     return overrides, dict(file_config.get("alternation") or {})
+
+
+def _learner(args: argparse.Namespace) -> str:
+    if args.learner is None:
+        return "tabular" if is_tabular(args.task) else "deep"
+    if args.learner == "tabular" and not is_tabular(args.task):
+        raise AltmarlError(f"task {args.task!r} has continuous states: use --learner deep")
+    return args.learner
+
+
+def _deep_config(args: argparse.Namespace):
+    from altmarl_ros.marl.deep.learners import DeepConfig
+
+    values = dict(_read_config(args).get("deep") or {})
+    for flag, key in (("rounds", "rounds"), ("eval_seeds", "eval_seeds"), ("eval_rollouts", "eval_rollouts"),
+                      ("gap_tol", "gap_tol"), ("certify", "certify"), ("threads", "threads")):
+        if getattr(args, flag, None) is not None:
+            values[key] = getattr(args, flag)
+    if getattr(args, "no_certify", False):
+        values["certify"] = "none"
+    for flag, section, key in (("dqn_steps", "dqn", "steps"), ("ppo_iterations", "ppo", "iterations")):
+        if getattr(args, flag, None) is not None:
+            values.setdefault(section, {})[key] = getattr(args, flag)
+    return DeepConfig.from_mapping(values)
 
 
 def _alternation_config(args: argparse.Namespace, from_file: dict[str, Any]) -> AlternationConfig:
@@ -109,6 +149,8 @@ def _alternation_config(args: argparse.Namespace, from_file: dict[str, Any]) -> 
 def cmd_train(args: argparse.Namespace) -> int:
     from altmarl_ros.training import save_result
 
+    if _learner(args) == "deep":
+        return _train_deep(args)
     overrides, alternation = _task_overrides(args)
     game = make_game(args.task, overrides)
     config = _alternation_config(args, alternation)
@@ -128,13 +170,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_deep(args: argparse.Namespace) -> int:
+    from altmarl_ros.marl.deep.learners import deep_alternate
+    from altmarl_ros.training import save_deep_result
+
+    overrides, _ = _task_overrides(args)
+    env = make_env(args.task, overrides)
+    config = _deep_config(args)
+    config.validate(env, args.k)
+    log.info("training %s with DQN + PPO: n=%d, k=%d, seed=%d, %d rounds, certificate: %s", args.task, env.n, args.k,
+             args.seed, config.rounds, config.certify)
+    result = deep_alternate(env, args.k, config, seed=args.seed, progress=not args.quiet)
+    path = save_deep_result(result, args.out, args.task, overrides)
+    best = result.best
+    print(f"trained {args.task} (deep) k={args.k} n={env.n} seed={args.seed} in {result.seconds:.1f}s")
+    print(f"best round {result.best_round}/{len(result.rounds)}: return {best.value_mean:.2f} ± {best.value_std:.2f}, "
+          f"mode accuracy {best.mode_accuracy:.3f}")
+    print(f"NE gap estimate: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (vs the same DQN with full "
+          f"observation), local {best.local_gap:.3f} ± {best.local_gap_ci95:.3f} (vs a fresh PPO best response)")
+    print(f"checkpoint: {path}")
+    return 0
+
+
 # --- eval ----------------------------------------------------------------------------------
 
 def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from altmarl_ros.marl.checkpoint import load_checkpoint
     from altmarl_ros.training import load_trained
 
+    if load_checkpoint(args.run).meta.get("learner") == "deep":
+        return _eval_deep(args)
     trained = load_trained(args.run)
     game = trained.game if args.n is None else trained.game.with_n(args.n)
     seeds = list(range(args.seeds))
@@ -162,6 +229,64 @@ def cmd_eval(args: argparse.Namespace) -> int:
         gap = global_gap(game, trained.global_policy, ref_policy, trained.local_policy, seeds, args.rollouts)
         result["global_gap_protocol"] = dataclasses.asdict(gap)
         print(f"  global gap (protocol, k_ref={k_ref})  {gap.gap:.3f} ± {gap.ci95:.3f}")
+    if args.baselines:
+        result["baselines"] = _print_baselines(make_env(trained.meta["task"], {**trained.meta.get("task_overrides", {}),
+                                                                                "n": game.n}),
+                                               trained.local_policy, trained.k, seeds, args.rollouts)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def _print_baselines(env, local_policy, k: int, seeds: list[int], rollouts: int) -> dict[str, float]:
+    from altmarl_ros.marl.deep.nets import UniformLocalPolicy
+    from altmarl_ros.marl.deep.rollouts import RandomGlobalPolicy, evaluate_env
+
+    dispatcher = evaluate_env(env, RandomGlobalPolicy(env.num_global_actions, k, 0), local_policy, seeds, rollouts)
+    random = evaluate_env(env, RandomGlobalPolicy(env.num_global_actions, k, 0),
+                          UniformLocalPolicy(env.num_local_actions), seeds, rollouts)
+    print(f"  random dispatcher, trained robots   {dispatcher.return_mean:.3f} ± {dispatcher.return_std:.3f}, "
+          f"mode accuracy {dispatcher.mode_accuracy:.4f}")
+    print(f"  random dispatcher, random robots    {random.return_mean:.3f} ± {random.return_std:.3f}, "
+          f"mode accuracy {random.mode_accuracy:.4f}")
+    return {"random_dispatcher_return": dispatcher.return_mean, "random_return": random.return_mean}
+
+
+def _eval_deep(args: argparse.Namespace) -> int:
+    from altmarl_ros.marl.deep.learners import DeepConfig, DeepLearners
+    from altmarl_ros.marl.deep.rollouts import evaluate_env
+    from altmarl_ros.tasks import make_env
+    from altmarl_ros.training import load_run
+
+    run = load_run(args.run)
+    env = run.env if args.n is None else make_env(run.meta["task"], {**run.meta.get("task_overrides", {}),
+                                                                        "n": args.n})
+    seeds = list(range(args.seeds))
+    report = evaluate_env(env, run.global_policy, run.local_policy, seeds, args.rollouts)
+    stored = run.meta.get("ne_gap", {})
+    result: dict[str, Any] = {
+        "run": str(args.run), "task": run.meta["task"], "learner": "deep", "k": run.k, "n": env.n,
+        "return_mean": report.return_mean, "return_std": report.return_std, "mode_accuracy": report.mode_accuracy,
+        "seeds": len(seeds), "rollouts": args.rollouts, "eval_seconds": report.seconds,
+        "ne_gap_at_training": stored,
+    }
+    print(f"{run.meta['task']} (deep) k={run.k} n={env.n}: {len(seeds)} seeds x {args.rollouts} rollouts "
+          f"x horizon {env.horizon} in {report.seconds:.2f}s")
+    print(f"  discounted return   {report.return_mean:.3f} ± {report.return_std:.3f} (std of per-seed means)")
+    print(f"  mode accuracy       {report.mode_accuracy:.4f}")
+    print(f"  NE gap (training)   global {stored.get('global', float('nan')):.3f} ± "
+          f"{stored.get('global_ci95', float('nan')):.3f}, local {stored.get('local', float('nan')):.3f} ± "
+          f"{stored.get('local_ci95', float('nan')):.3f}")
+    if args.baselines:
+        result["baselines"] = _print_baselines(env, run.local_policy, run.k, seeds, args.rollouts)
+    if args.gap:
+        log.info("re-estimating the NE gap: DQN with full observation and a fresh PPO best response")
+        config = DeepConfig.from_mapping(run.meta.get("deep"))
+        cert = DeepLearners(env, run.k, config, int(run.meta.get("seed", 0)), progress=not args.quiet).certify(
+            run.global_policy, run.local_policy)
+        result["ne_gap_protocol"] = dataclasses.asdict(cert)
+        print(f"  NE gap (re-estimated) global {cert.global_gap:.3f} ± {cert.global_gap_ci95:.3f}, "
+              f"local {cert.local_gap:.3f} ± {cert.local_gap_ci95:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
@@ -172,6 +297,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from altmarl_ros.sweep import SWEEP_CSV, plot_sweep, run_sweep
 
+    if _learner(args) == "deep":
+        return _sweep_deep(args)
     overrides, alternation = _task_overrides(args)
     game = make_game(args.task, overrides)
     config = _alternation_config(args, alternation)
@@ -187,6 +314,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               f"{r['glearn_seconds']:>10.2f}")
     print(f"log-log slope of the global gap vs k: {fit.slope:.3f} "
           f"({fit.points_used} points, {fit.points_dropped} non-positive gaps left out)")
+    print(f"wrote {Path(args.out) / SWEEP_CSV} and plots in {args.out}")
+    return 0
+
+
+def _sweep_deep(args: argparse.Namespace) -> int:
+    from altmarl_ros.sweep import SWEEP_CSV, aggregate_by_k, plot_sweep, run_deep_sweep
+
+    overrides, _ = _task_overrides(args)
+    env = make_env(args.task, overrides)
+    config = _deep_config(args)
+    for k in args.k:
+        config.validate(env, k)
+    seeds = args.seeds or [args.seed]
+    rows, baselines = run_deep_sweep(args.task, args.k, seeds, args.out, overrides, config, args.final_seeds,
+                                     args.final_rollouts, progress=not args.quiet)
+    plot_sweep(rows, args.out, title=f"{args.task} (deep), n = {env.n}, seeds {seeds}", baselines=baselines)
+    print(f"{'k':>4} {'seeds':>5} {'return (mean ± std over seeds)':>31} {'mode acc':>16} "
+          f"{'random dispatcher':>18} {'train s':>8}")
+    for r in aggregate_by_k(rows):
+        print(f"{r['k']:>4} {r['seeds']:>5} {r['return_mean']:>20.2f} ± {r['return_mean_seed_std']:<8.2f} "
+              f"{r['mode_accuracy']:>7.3f} ± {r['mode_accuracy_seed_std']:<6.3f} "
+              f"{r['random_dispatcher_return']:>18.2f} {r['train_seconds']:>8.0f}")
+    print(f"random dispatcher with random robots: {baselines['random_return_mean']:.2f} ± "
+          f"{baselines['random_return_std']:.2f}, mode accuracy {baselines['random_mode_accuracy']:.3f}")
     print(f"wrote {Path(args.out) / SWEEP_CSV} and plots in {args.out}")
     return 0
 
@@ -312,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="evaluate with another number of robots (default: the trained n)")
     p.add_argument("--gap", action="store_true", help="re-measure the global NE gap with the full protocol")
     p.add_argument("--k-ref", type=int, default=60, help="reference k for --gap (default 60, capped at n)")
+    p.add_argument("--baselines", action="store_true",
+                   help="also evaluate a random dispatcher with the trained robots, and with random robots")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.set_defaults(func=cmd_eval)
 
@@ -361,6 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--final-seeds", type=int, default=len(DEFAULT_EVAL_SEEDS), help="protocol seeds (default 15)")
     p.add_argument("--final-rollouts", type=int, default=DEFAULT_ROLLOUTS, help="protocol rollouts (default 50)")
+    p.add_argument("--seeds", type=_int_list, help="training seeds for --learner deep, e.g. 0,1,2 (default: --seed)")
     _add_alternation_args(p)
     p.set_defaults(func=cmd_sweep)
     return parser

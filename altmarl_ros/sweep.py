@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from altmarl_ros.training import save_result
 log = logging.getLogger(__name__)
 
 SWEEP_CSV = "sweep.csv"
+BASELINES_JSON = "baselines.json"
 PLOTS = ("reward_vs_k.png", "ne_gap_vs_k.png", "mode_accuracy_vs_k.png", "glearn_time_vs_k.png")
 
 
@@ -74,6 +76,77 @@ def run_sweep(task: str, ks: list[int], out_dir: str | Path, seed: int = 0,
     return rows
 
 
+def run_deep_sweep(task: str, ks: list[int], seeds: list[int], out_dir: str | Path,
+                   overrides: dict[str, Any] | None = None, config: Any = None,
+                   eval_seeds: int = len(DEFAULT_EVAL_SEEDS), eval_rollouts: int = DEFAULT_ROLLOUTS,
+                   progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Deep ALTERNATING-MARL per (k, training seed), evaluated by the protocol next to two baselines.
+
+    Baselines: a random dispatcher with uniform robots (`random`), and a random
+    dispatcher with each run's trained robots (`random_dispatcher`), which shows
+    what the coordinator's k-subsample adds. Checkpoints in out_dir/k<K>-s<SEED>/.
+    """
+    from tqdm import tqdm
+
+    from altmarl_ros.marl.deep.learners import DeepConfig, deep_alternate
+    from altmarl_ros.marl.deep.nets import UniformLocalPolicy
+    from altmarl_ros.marl.deep.rollouts import RandomGlobalPolicy, evaluate_env
+    from altmarl_ros.tasks import make_env
+    from altmarl_ros.training import save_deep_result
+
+    out_dir = Path(out_dir)
+    overrides = dict(overrides or {})
+    env = make_env(task, overrides)
+    config = config or DeepConfig()
+    protocol = list(range(eval_seeds))
+    random_report = evaluate_env(env, RandomGlobalPolicy(env.num_global_actions, 1, seed=0),
+                                 UniformLocalPolicy(env.num_local_actions), protocol, eval_rollouts)
+    baselines = {"random_return_mean": random_report.return_mean, "random_return_std": random_report.return_std,
+                 "random_mode_accuracy": random_report.mode_accuracy}
+    rows: list[dict[str, Any]] = []
+    runs = [(k, seed) for k in ks for seed in seeds]
+    for k, seed in tqdm(runs, desc=f"deep sweep {task}", disable=not progress):
+        result = deep_alternate(env, k, config, seed=seed, progress=False)
+        save_deep_result(result, out_dir / f"k{k}-s{seed}", task, overrides)
+        report = evaluate_env(env, result.global_policy, result.local_policy, protocol, eval_rollouts)
+        dispatcher = evaluate_env(env, RandomGlobalPolicy(env.num_global_actions, k, seed=seed), result.local_policy,
+                                  protocol, eval_rollouts)
+        best = result.best
+        rows.append({
+            "k": k, "n": env.n, "seed": seed,
+            "return_mean": report.return_mean, "return_std": report.return_std,
+            "mode_accuracy": report.mode_accuracy,
+            "random_dispatcher_return": dispatcher.return_mean,
+            "random_dispatcher_mode_accuracy": dispatcher.mode_accuracy,
+            "global_gap": best.global_gap, "global_gap_ci95": best.global_gap_ci95,
+            "local_gap": best.local_gap, "local_gap_ci95": best.local_gap_ci95,
+            "ne_gap": max(best.global_gap, best.local_gap), "best_round": result.best_round,
+            "glearn_seconds": best.glearn_seconds, "train_seconds": result.seconds,
+        })
+        log.info("k=%d seed=%d: return %.2f ± %.2f, mode accuracy %.3f (random dispatcher %.2f), trained in %.0fs",
+                 k, seed, report.return_mean, report.return_std, report.mode_accuracy, dispatcher.return_mean,
+                 result.seconds)
+        write_csv(rows, out_dir / SWEEP_CSV)
+    (out_dir / BASELINES_JSON).write_text(json.dumps(baselines, indent=2))
+    return rows, baselines
+
+
+def aggregate_by_k(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per k: the mean over training seeds of every numeric column, plus `<col>_seed_std` and `seeds`."""
+    out = []
+    for k in sorted({int(r["k"]) for r in rows}):
+        group = [r for r in rows if int(r["k"]) == k]
+        row: dict[str, Any] = {"k": k, "seeds": len(group)}
+        for key in group[0]:
+            if key in ("k", "seed"):
+                continue
+            values = np.array([float(r[key]) for r in group])
+            row[key] = float(values.mean())
+            row[f"{key}_seed_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out.append(row)
+    return out
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
@@ -87,8 +160,15 @@ def read_csv(path: str | Path) -> list[dict[str, float]]:
         return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
-def plot_sweep(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "") -> SlopeFit:
-    """Write the four PNGs of PLOTS into out_dir; returns the NE-gap slope fit."""
+def plot_sweep(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "",
+               baselines: dict[str, float] | None = None) -> SlopeFit:
+    """Write the four PNGs of PLOTS into out_dir; returns the NE-gap slope fit.
+
+    Rows with several training seeds per k are averaged first (error bars: the
+    spread over seeds); `baselines` adds the random and random-dispatcher lines.
+    """
+    if len({int(r["k"]) for r in rows}) < len(rows):
+        rows = aggregate_by_k(rows)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,9 +190,21 @@ def plot_sweep(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "")
         fig.savefig(out_dir / name, dpi=120)
         plt.close(fig)
 
-    figure(PLOTS[0], "discounted system return",
-           lambda ax: ax.errorbar(ks, [r["return_mean"] for r in rows], yerr=[r["return_std"] for r in rows],
-                                  marker="o", capsize=3))
+    def spread(key: str) -> list[float]:
+        return [float(r.get(f"{key}_seed_std", r["return_std"] if key == "return_mean" else 0.0)) for r in rows]
+
+    def draw_reward(ax) -> None:
+        ax.errorbar(ks, [r["return_mean"] for r in rows], yerr=spread("return_mean"), marker="o", capsize=3,
+                    label="learned (k-subsample)")
+        if "random_dispatcher_return" in rows[0]:
+            ax.errorbar(ks, [r["random_dispatcher_return"] for r in rows], yerr=spread("random_dispatcher_return"),
+                        marker="s", capsize=3, label="random dispatcher, trained robots")
+        if baselines:
+            ax.axhline(baselines["random_return_mean"], color="gray", ls=":", label="random (both)")
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
+
+    figure(PLOTS[0], "discounted system return", draw_reward)
 
     def draw_gap(ax) -> None:
         positive = [(k, g, float(r["global_gap_ci95"])) for k, g, r in zip(ks, gaps, rows, strict=True) if g > 0]
@@ -129,7 +221,16 @@ def plot_sweep(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "")
         ax.legend(fontsize=8)
 
     figure(PLOTS[1], "global NE gap", draw_gap)
-    figure(PLOTS[2], "mode-tracking accuracy", lambda ax: ax.plot(ks, [r["mode_accuracy"] for r in rows], marker="o"))
+    def draw_mode(ax) -> None:
+        ax.errorbar(ks, [r["mode_accuracy"] for r in rows], yerr=spread("mode_accuracy"), marker="o", capsize=3,
+                    label="learned")
+        if "random_dispatcher_mode_accuracy" in rows[0]:
+            ax.plot(ks, [r["random_dispatcher_mode_accuracy"] for r in rows], marker="s",
+                    label="random dispatcher")
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
+
+    figure(PLOTS[2], "mode-tracking accuracy", draw_mode)
 
     def draw_time(ax) -> None:
         ax.plot(ks, [r["glearn_seconds"] for r in rows], marker="o")

@@ -1,8 +1,13 @@
 """Glue between a training run and its files: save an alternation result, load trained policies.
 
-The nodes, `altmarl eval` and `altmarl sweep` all load policies through
+The nodes, `altmarl eval` and `altmarl sweep` load tabular policies through
 `load_trained`, which rebuilds the game from the stored task config and checks
-every array against it.
+every array against it. Deep runs (`learner: deep` in the metadata) store their
+network weights as arrays named `global_net/...`, `local_actor/...`,
+`local_critic/...`; on a tabular task they also store the networks tabulated
+(global_q, global_actions, local_policy), so the ROS 2 nodes and every
+tabular tool run them unchanged. `load_run` loads either kind as policies that
+act on a `PopulationEnv`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from altmarl_ros.marl.counts import CountIndex
 from altmarl_ros.marl.errors import AltmarlError, CheckpointError
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policies import GlobalPolicy, check_local_policy
-from altmarl_ros.tasks import make_game
+from altmarl_ros.tasks import is_tabular, make_env, make_game
 
 HISTORY_NAME = "history.csv"
 SUMMARY_NAME = "summary.json"
@@ -42,33 +47,16 @@ def save_result(result: AlternationResult, out_dir: str | Path, task: str, task_
     """Write checkpoint.npz, history.csv (one row per round) and summary.json into `out_dir`."""
     out_dir = Path(out_dir)
     best = result.best
-    meta = {
-        "task": task,
-        "task_overrides": task_overrides,
-        "task_config": result.game.config,
-        "k": result.k,
-        "n": result.game.n,
-        "seed": result.seed,
-        "alternation": dataclasses.asdict(result.config),
-        "best_round": result.best_round,
-        "ne_gap": {"global": best.global_gap, "global_ci95": best.global_gap_ci95, "local": best.local_gap,
-                   "local_worst_state": best.local_gap_worst_state, "k_ref": result.config.reference_k(result.game),
-                   "epsilon": max(best.global_gap, best.local_gap)},
-        "history": result.history(),
-    }
+    meta = _meta(task, task_overrides, result.game.config, result.k, result.game.n, result.seed, result.history(),
+                 result.best_round, best, result.config.reference_k(result.game))
+    meta.update(learner="tabular", alternation=dataclasses.asdict(result.config))
     path = save_checkpoint(out_dir / CHECKPOINT_NAME, {
         "global_q": result.global_q.astype(np.float32),
         "global_actions": result.global_policy.actions.astype(np.int16),
         "local_policy": result.local_policy,
         "local_q": result.local_q,
     }, meta)
-    with open(out_dir / HISTORY_NAME, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(result.history()[0]))
-        writer.writeheader()
-        writer.writerows(result.history())
-    summary = {key: meta[key] for key in ("task", "k", "n", "seed", "best_round", "ne_gap")}
-    summary["best_round_record"] = dataclasses.asdict(best)
-    (out_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
+    _write_history(out_dir, result.history(), meta, best)
     return path
 
 
@@ -80,6 +68,9 @@ def load_trained(path: str | Path, expect_task: str | None = None, expect_zones:
     task = meta.get("task")
     if expect_task is not None and task != expect_task:
         raise CheckpointError(f"{where} was trained on task {task!r}, expected {expect_task!r}")
+    if task is not None and not _known_tabular(task):
+        raise CheckpointError(f"{where} holds a {task!r} run, which has no tabular policy; load it with load_run "
+                              "(altmarl eval does)")
     try:
         game = make_game(task, meta.get("task_overrides", {}))
     except AltmarlError as exc:
@@ -104,3 +95,137 @@ def load_trained(path: str | Path, expect_task: str | None = None, expect_zones:
         raise CheckpointError(f"{where}: stored local policy is invalid: {exc}") from exc
     global_policy = GlobalPolicy(k, game.num_local_states, checkpoint.array("global_actions"))
     return TrainedPolicies(game, k, checkpoint.array("global_q"), global_policy, local_policy, meta)
+
+
+def _known_tabular(task: str) -> bool:
+    try:
+        return is_tabular(task)
+    except AltmarlError:
+        return True  # let make_game report the unknown task
+
+
+# --- deep runs --------------------------------------------------------------------------------
+
+def _meta(task: str, overrides: dict[str, Any], config: dict[str, Any], k: int, n: int, seed: int,
+          rounds: list[dict], best_round: int, best: Any, k_ref: Any) -> dict[str, Any]:
+    return {
+        "task": task, "task_overrides": overrides, "task_config": config, "k": k, "n": n, "seed": seed,
+        "best_round": best_round,
+        "ne_gap": {"global": best.global_gap, "global_ci95": best.global_gap_ci95, "local": best.local_gap,
+                   "local_ci95": best.local_gap_ci95, "local_worst_state": best.local_gap_worst_state,
+                   "k_ref": k_ref, "epsilon": max(best.global_gap, best.local_gap)},
+        "history": rounds,
+    }
+
+
+def _write_history(out_dir: Path, history: list[dict], meta: dict[str, Any], best: Any) -> None:
+    with open(out_dir / HISTORY_NAME, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    summary = {key: meta[key] for key in ("task", "k", "n", "seed", "best_round", "ne_gap")}
+    summary["learner"] = meta.get("learner", "tabular")
+    summary["best_round_record"] = dataclasses.asdict(best)
+    (out_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
+
+
+def save_deep_result(result: Any, out_dir: str | Path, task: str, task_overrides: dict[str, Any]) -> Path:
+    """Write a deep run (marl.deep.learners.DeepRunResult): weights, config, and tables on tabular tasks."""
+    from altmarl_ros.marl.deep.envs import TabularPopulationEnv
+    from altmarl_ros.marl.deep.nets import state_dict_arrays
+
+    out_dir = Path(out_dir)
+    env, best = result.env, result.best
+    meta = _meta(task, task_overrides, env.config, result.k, env.n, result.seed, result.history(), result.best_round,
+                 best, "full observation")
+    meta.update(learner="deep", deep=result.config.as_dict(), seconds=result.seconds,
+                networks={"global_obs_dim": env.global_obs_dim, "local_feature_dim": env.local_feature_dim,
+                          "num_global_actions": env.num_global_actions, "num_local_actions": env.num_local_actions})
+    arrays = {**state_dict_arrays("global_net", result.global_policy.net),
+              **state_dict_arrays("local_actor", result.actor), **state_dict_arrays("local_critic", result.critic)}
+    if isinstance(env, TabularPopulationEnv):
+        index = CountIndex(result.k, env.game.num_local_states)
+        G = env.game.num_global_states
+        hist = np.tile(index.all_vectors() / result.k, (G, 1))
+        obs = np.concatenate([env.global_features(np.repeat(np.arange(G), index.size)), hist], axis=1)
+        q = result.global_policy.q_values(obs).reshape(G, index.size, -1) / (1.0 - env.gamma)
+        arrays.update(global_q=q.astype(np.float32), global_actions=np.argmax(q, axis=-1).astype(np.int16),
+                      local_policy=env.tabulate_local(result.local_policy))
+    path = save_checkpoint(out_dir / CHECKPOINT_NAME, arrays, meta)
+    _write_history(out_dir, result.history(), meta, best)
+    return path
+
+
+@dataclass
+class TrainedRun:
+    """Any run as policies over a PopulationEnv (what `altmarl eval` and the sweeps evaluate)."""
+
+    env: Any  # PopulationEnv
+    k: int
+    global_policy: Any  # acts on observations: QNetworkPolicy, or a TabularGlobalActor
+    local_policy: Any  # ActorPolicy, or a (L, G, A) table
+    meta: dict[str, Any]
+    learner: str
+
+
+@dataclass
+class TabularGlobalActor:
+    """A tabular GlobalPolicy behind the observation interface of the deep code (histograms -> counts)."""
+
+    policy: GlobalPolicy
+    num_global_states: int
+
+    @property
+    def k(self) -> int:
+        return self.policy.k
+
+    @property
+    def observation(self) -> str:
+        return self.policy.observation
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        global_state = np.argmax(obs[:, :self.num_global_states], axis=1)
+        counts = np.rint(obs[:, self.num_global_states:] * self.policy.k).astype(np.int64)
+        return self.policy.act(global_state, counts)
+
+
+def load_run(path: str | Path, expect_task: str | None = None) -> TrainedRun:
+    """Load a tabular or deep checkpoint; a checkpoint from another task or network shape is a clear error."""
+    from altmarl_ros.marl.deep.nets import ActorPolicy, QNetworkPolicy, load_state_dict_arrays
+
+    checkpoint = load_checkpoint(path)
+    meta, where = checkpoint.meta, str(resolve_path(path))
+    task = meta.get("task")
+    if expect_task is not None and task != expect_task:
+        raise CheckpointError(f"{where} was trained on task {task!r}, expected {expect_task!r}")
+    if meta.get("learner", "tabular") != "deep":
+        trained = load_trained(path)
+        actor = TabularGlobalActor(trained.global_policy, trained.game.num_global_states)
+        return TrainedRun(make_env(task, meta.get("task_overrides", {})), trained.k, actor, trained.local_policy,
+                          meta, "tabular")
+    try:
+        env = make_env(task, meta.get("task_overrides", {}))
+    except AltmarlError as exc:
+        raise CheckpointError(f"{where} holds a task config that no longer builds: {exc}") from exc
+    from altmarl_ros.marl.deep.dqn import q_network
+    from altmarl_ros.marl.deep.learners import DeepConfig
+    from altmarl_ros.marl.deep.ppo import actor_network
+
+    shapes = meta.get("networks", {})
+    expected = {"global_obs_dim": env.global_obs_dim, "local_feature_dim": env.local_feature_dim,
+                "num_global_actions": env.num_global_actions, "num_local_actions": env.num_local_actions}
+    for name, value in expected.items():
+        if shapes.get(name) != value:
+            raise CheckpointError(f"{where}: networks were built for {name}={shapes.get(name)}, task {task!r} "
+                                  f"with this config needs {value}")
+    try:
+        config = DeepConfig.from_mapping(meta.get("deep"))
+    except (AltmarlError, TypeError) as exc:
+        raise CheckpointError(f"{where}: unreadable deep learner config ({exc})") from exc
+    k = int(meta.get("k", 0))
+    q_net, actor_net = q_network(env, config.dqn.hidden), actor_network(env, config.ppo.hidden)
+    load_state_dict_arrays("global_net", q_net, checkpoint.arrays, where)
+    load_state_dict_arrays("local_actor", actor_net, checkpoint.arrays, where)
+    global_policy = QNetworkPolicy(q_net, env.global_obs_dim, env.num_global_actions, k)
+    local_policy = ActorPolicy(actor_net, env.local_feature_dim, env.num_local_actions, greedy=config.ppo.greedy)
+    return TrainedRun(env, k, global_policy, local_policy, meta, "deep")
