@@ -229,6 +229,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         gap = global_gap(game, trained.global_policy, ref_policy, trained.local_policy, seeds, args.rollouts)
         result["global_gap_protocol"] = dataclasses.asdict(gap)
         print(f"  global gap (protocol, k_ref={k_ref})  {gap.gap:.3f} ± {gap.ci95:.3f}")
+    if trained.meta["task"] == "federated":
+        result["federated_check"] = _federated_check(args)
     if args.baselines:
         result["baselines"] = _print_baselines(make_env(trained.meta["task"], {**trained.meta.get("task_overrides", {}),
                                                                                 "n": game.n}),
@@ -236,6 +238,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
+
+
+def _federated_check(args: argparse.Namespace) -> dict[str, Any]:
+    """The real numpy federated run of a federated policy pair, against fixed step sizes (tasks/federated_check)."""
+    from altmarl_ros.tasks.federated_check import federated_check, format_report
+    from altmarl_ros.training import load_trained
+
+    seeds = list(range(args.federated_seeds))
+    report = federated_check(load_trained(args.run), seeds)
+    print(f"  real federated optimisation, {len(seeds)} seeds (true global loss; lower is better):")
+    print("    " + format_report(report).replace("\n", "\n    "))
+    return dataclasses.asdict(report)
 
 
 def _print_baselines(env, local_policy, k: int, seeds: list[int], rollouts: int) -> dict[str, float]:
@@ -277,6 +291,8 @@ def _eval_deep(args: argparse.Namespace) -> int:
     print(f"  NE gap (training)   global {stored.get('global', float('nan')):.3f} ± "
           f"{stored.get('global_ci95', float('nan')):.3f}, local {stored.get('local', float('nan')):.3f} ± "
           f"{stored.get('local_ci95', float('nan')):.3f}")
+    if run.meta["task"] == "federated":
+        result["federated_check"] = _federated_check(args)
     if args.baselines:
         result["baselines"] = _print_baselines(env, run.local_policy, run.k, seeds, args.rollouts)
     if args.gap:
@@ -463,6 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="evaluate with another number of robots (default: the trained n)")
     p.add_argument("--gap", action="store_true", help="re-measure the global NE gap with the full protocol")
     p.add_argument("--k-ref", type=int, default=60, help="reference k for --gap (default 60, capped at n)")
+    p.add_argument("--federated-seeds", type=int, default=10,
+                   help="federated runs: seeds of the real federated optimisation check (default 10)")
     p.add_argument("--baselines", action="store_true",
                    help="also evaluate a random dispatcher with the trained robots, and with random robots")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")

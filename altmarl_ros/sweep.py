@@ -216,11 +216,15 @@ def plot_sweep(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "",
             ax.plot(grid, np.exp(fit.intercept) * grid ** fit.slope, "--", label=f"fit: slope {fit.slope:.2f}")
             ref = positive[0][1] * (grid / positive[0][0]) ** -0.5
             ax.plot(grid, ref, ":", color="gray", label="slope -1/2 (theory)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        if positive:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no positive gap measured (certificate off?)", ha="center", transform=ax.transAxes)
 
     figure(PLOTS[1], "global NE gap", draw_gap)
+
     def draw_mode(ax) -> None:
         ax.errorbar(ks, [r["mode_accuracy"] for r in rows], yerr=spread("mode_accuracy"), marker="o", capsize=3,
                     label="learned")

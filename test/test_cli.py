@@ -44,6 +44,10 @@ def test_sweep_writes_csv_and_plots(tmp_path):
     (["train", "--k", "2", "--out", "x", "--set", "speed=3"], "unknown ZonesConfig keys"),
     (["train", "--k", "2", "--out", "x", "--n", "10", "--k-ref", "20"], "k=20 exceeds n=10"),
     (["eval", "does-not-exist"], "no checkpoint"),
+    (["train", "--task", "warehouse", "--learner", "tabular", "--k", "2", "--out", "x"], "use --learner deep"),
+    (["train", "--task", "warehouse", "--k", "501", "--out", "x"], "k=501 exceeds n=500"),
+    (["train", "--task", "warehouse", "--k", "2", "--out", "x", "--dqn-steps", "0"], "dqn.steps must be >= 1"),
+    (["train", "--task", "warehouse", "--k", "2", "--out", "x", "--set", "bins=1"], "bins must be >= 2"),
 ])
 def test_bad_input_is_a_clear_error(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -79,3 +83,37 @@ def test_eval_sim_reports_physics_next_to_the_model(tmp_path, capsys):
     assert "do not fit" in capsys.readouterr().err
     assert main(["eval-sim", str(out), "--set", "physics_rate=-5", "-q"]) == 2
     assert "physics_rate must be a positive number" in capsys.readouterr().err
+
+
+DEEP_TINY = ["--n", "40", "--rounds", "1", "--dqn-steps", "60", "--ppo-iterations", "2", "--eval-seeds", "2",
+             "--eval-rollouts", "4", "-q"]
+
+
+def test_deep_train_eval_and_sweep_on_warehouse(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "warehouse", "--k", "3", "--out", str(out), "--certify", "none", *DEEP_TINY]) == 0
+    report = tmp_path / "eval.json"
+    assert main(["eval", str(out), "--seeds", "2", "--rollouts", "3", "--baselines", "--json", str(report), "-q"]) == 0
+    result = json.loads(report.read_text())
+    assert result["learner"] == "deep" and result["k"] == 3 and result["n"] == 40
+    assert set(result["baselines"]) == {"random_dispatcher_return", "random_return"}
+    assert "random dispatcher, trained robots" in capsys.readouterr().out
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", "--task", "warehouse", "--k", "1,3", "--seeds", "0,1", "--out", str(sweep), "--certify",
+                 "none", "--final-seeds", "2", "--final-rollouts", "3", *DEEP_TINY]) == 0
+    with open(sweep / "sweep.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(int(r["k"]), int(r["seed"])) for r in rows] == [(1, 0), (1, 1), (3, 0), (3, 1)]
+    assert json.loads((sweep / "baselines.json").read_text())["random_return_mean"] > 0
+    assert (sweep / PLOTS[0]).stat().st_size > 1000 and (sweep / "k3-s1" / "checkpoint.npz").is_file()
+
+
+def test_federated_eval_runs_the_real_check(tmp_path, capsys):
+    out = tmp_path / "fed"
+    assert main(["train", "--task", "federated", "--k", "2", "--out", str(out), *TINY]) == 0
+    report = tmp_path / "eval.json"
+    assert main(["eval", str(out), "--seeds", "2", "--rollouts", "3", "--federated-seeds", "2", "--json",
+                 str(report), "-q"]) == 0
+    assert "fixed eta=1, clients light" in capsys.readouterr().out
+    methods = json.loads(report.read_text())["federated_check"]["methods"]
+    assert any(m["name"] == "learned" for m in methods)
