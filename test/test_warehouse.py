@@ -118,3 +118,17 @@ def test_a_table_is_not_a_warehouse_policy():
     env = make_env("warehouse", {"n": 5})
     with pytest.raises(GameValidationError, match="needs a local policy over"):
         env.prepare_local(np.full((5, 5, 3), 1 / 3))
+
+
+def test_config_file_lists_the_defaults():
+    """config/warehouse.yaml documents every task and deep-learner key with its default value."""
+    from pathlib import Path
+
+    import yaml
+
+    from altmarl_ros.marl.deep.learners import DeepConfig
+
+    data = yaml.safe_load((Path(__file__).parent.parent / "config" / "warehouse.yaml").read_text())
+    assert make_env("warehouse", data["task"]).config == make_env("warehouse").config
+    assert set(data["task"]) == set(make_env("warehouse").config)
+    assert DeepConfig.from_mapping(data["deep"]) == DeepConfig()
