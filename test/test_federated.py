@@ -133,20 +133,20 @@ def test_real_check_learned_server_against_fixed_steps(report):
     """What holds on the true global loss (see the report in the module docstrings).
 
     The learned server's step depends on the k-sample in a real run (the sample
-    changes its choice in some rounds), and it beats the worst fixed step.
-    It does NOT beat the best fixed step on this problem: the tabular model
-    credits large steps with fresh clients more than the real quadratic
-    problem's sampling noise allows. If that changes, update the docs.
+    changes its choice in some rounds), and the learned pair beats every fixed
+    step size with FedAvg-style clients (always light training) on the area
+    under the loss curve. It does not beat the best fixed step when that step
+    is paired with the learned clients (the tabular model credits large steps
+    with fresh clients more than the real problem's sampling noise allows);
+    that comparison is reported, not asserted.
     """
     learned = report.method("learned")
-    fixed = [m for m in report.methods if m.name.startswith("fixed")]
+    light = [m for m in report.methods if m.name.startswith("fixed") and m.name.endswith("clients light")]
+    assert len(light) == 4
     assert np.isfinite([m.auc_mean for m in report.methods]).all()
     assert 0 < report.sample_changed_choice < 1
-    assert learned.auc_mean < max(m.auc_mean for m in fixed)
-    best_fixed = min(fixed, key=lambda m: m.auc_mean)
-    assert learned.auc_mean > best_fixed.auc_mean, (
-        f"learned {learned.auc_mean:.4f} now beats the best fixed step {best_fixed.name} "
-        f"{best_fixed.auc_mean:.4f}: update the documented finding")
+    for fixed in light:
+        assert learned.auc_mean < fixed.auc_mean, (learned.auc_mean, fixed.name, fixed.auc_mean)
     text = format_report(report)
     assert "learned" in text and "fixed eta=2, clients light" in text
 
