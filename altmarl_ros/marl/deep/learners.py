@@ -17,9 +17,11 @@ learners use — with `DeepLearners`:
 By default the certificate is computed once, for the best pair (`certify:
 final`); `every_round` certifies each round, `none` skips it.
 
-Seeding: one seed; `SeedSequence(seed)` is split into named numpy streams, torch
-draws (initial weights) are seeded from them, torch runs on `threads` threads
-(1 by default: small networks, and bit-identical results on CPU).
+Seeding: one seed. Python's `random`, numpy's global generator and torch's are
+seeded with it; `SeedSequence(seed)` is split into named numpy streams that
+every draw of the learners comes from, and torch's initial weights are seeded
+from those streams. torch runs on `threads` threads (1 by default: the networks
+are small, and one thread gives bit-identical results on CPU).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from altmarl_ros.marl.alternation import (
 from altmarl_ros.marl.certificate import paired_difference
 from altmarl_ros.marl.deep.dqn import DQNConfig, deep_g_learn
 from altmarl_ros.marl.deep.envs import PopulationEnv
-from altmarl_ros.marl.deep.nets import UniformLocalPolicy
+from altmarl_ros.marl.deep.nets import UniformLocalPolicy, seed_everything
 from altmarl_ros.marl.deep.ppo import PPOConfig, deep_l_learn
 from altmarl_ros.marl.deep.rollouts import evaluate_env, representative_values
 from altmarl_ros.marl.errors import GameValidationError
@@ -190,6 +192,7 @@ def deep_alternate(env: PopulationEnv, k: int, config: DeepConfig | None = None,
     config = config or DeepConfig()
     config.validate(env, k)
     torch.set_num_threads(int(config.threads))
+    seed_everything(seed)  # Python's, numpy's global and torch's global RNGs; the learners draw from named streams
     start = time.perf_counter()
     learners = DeepLearners(env, k, config, seed, progress=progress)
     outcome: AlternationOutcome = run_alternation(learners, config.rounds, config.certify == "every_round",
