@@ -28,6 +28,12 @@ class SystemRun:
     wall_seconds: float
 
 
+def stop_grace(config: LaunchConfig) -> float:
+    """Seconds a child gets after SIGINT (and again after SIGTERM): 10 s, plus 40 ms per robot of the
+    largest fleet process (destroying its nodes announces each removal to the graph)."""
+    return 10.0 + 0.04 * min(config.n, config.robots_per_process)
+
+
 def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
                on_step: Callable[[int, Supervisor], None] | None = None, progress: bool = False) -> SystemRun:
     """Start every node of the plan, watch until the coordinator finishes (decision_steps) or `timeout`."""
@@ -75,10 +81,16 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
     except (StopIteration, KeyboardInterrupt):
         pass
     finally:
-        codes = supervisor.stop()
         if progress:
             print()
-        monitor.destroy_node()
-        rclpy.try_shutdown()
+        # The monitor leaves the graph before any child is stopped: a child that has to be killed
+        # (the last resort of stop()) can leave a Fast DDS shared-memory port locked, and a
+        # participant that talks to that port afterwards, as destroy_node() does when it announces
+        # its removal, can block on the lock for good. rclpy.try_shutdown() only sets a flag.
+        try:
+            monitor.destroy_node()
+        finally:
+            codes = supervisor.stop(stop_grace(config))
+            rclpy.try_shutdown()
     summary = summarise(monitor.log, trained.game.with_n(config.n), trained.local_policy)
     return SystemRun(summary, monitor.log, codes, died, time.monotonic() - start)

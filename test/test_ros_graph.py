@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -170,3 +174,81 @@ def test_launch_plan_splits_robots_into_fleet_processes(policy):
 
 def test_env_is_private(private_dds):
     assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+
+
+BIG_WORLD = """world:
+  robot_spacing: 0.45
+  zone_radius: 2.8
+  ring_radius: 5.01
+  arena_half_size: 8.31
+"""
+
+
+def test_a_fleet_host_forwards_requests_and_gates_commands_on_pose_stamps(policy, tmp_path):
+    """In one process, no graph: the host answers exactly the asked robots it hosts, once each; a
+    robot commands once per control period of its pose stamps; the single-robot executable keeps a full node."""
+    from std_msgs.msg import Int32MultiArray
+
+    from altmarl_ros.nodes import robot_node
+
+    out, world, _ = policy
+    rclpy.init(args=["fleet", "--ros-args", "-p", f"policy:={out}", "-p", f"world_config:={world}", "-p", "n:=20",
+                     "-p", "first_robot:=5", "-p", "last_robot:=10"])
+    try:
+        nodes = robot_node.make_fleet()
+        host, robots = nodes[0], nodes[1:]
+        assert [r.robot_id for r in robots] == [5, 6, 7, 8, 9]
+        # lean robot nodes: pose in, cmd and decision out (+ parameter events); no services, no /rosout,
+        # no QoS event handlers: one entry each in the executor's wait set
+        assert all(not list(r.services) and len(list(r.subscriptions)) == 1 and not list(r.waitables)
+                   for r in robots)
+        samples, cmds = [], []
+        host.sample_pub.publish = samples.append
+        for r in robots:
+            r.cmd_pub.publish = lambda msg, r=r: cmds.append(r.robot_id)
+        for r in robots[:-1]:  # robot 9 has no pose yet: it cannot answer
+            r._on_pose(0.0, 0.0, 0.0, 10.0)
+        host._on_request(Int32MultiArray(data=[3, 1, 6, 9, 6, 8, 15]))
+        assert sorted(int(m.data[1]) for m in samples) == [6, 8] and all(m.data[0] == 3 for m in samples)
+        cmds.clear()
+        assert robots[0].control_dt == pytest.approx(0.1)
+        sent = []
+        for stamp in (10.05, 10.1, 10.15, 10.199, 10.25, 10.3):
+            robots[0]._on_pose(0.0, 0.0, 0.0, stamp)
+            sent += [stamp] * len(cmds)
+            cmds.clear()
+        assert sent == [10.1, 10.25]  # at most once per 0.1 s of pose stamps (10.199 is 0.099 s after 10.1)
+        robots[0]._on_pose(0.0, 0.0, 0.0, 1.0)  # stamps went back (a restarted sim): command at once
+        assert cmds == [5]
+        for node in nodes:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+
+def test_a_fleet_of_125_robots_stops_cleanly_on_sigint(policy, tmp_path):
+    """Destroying a fleet's nodes is quick (lean robot nodes), so SIGINT ends it with code 0 well
+    within the supervisor's grace, without SIGTERM or SIGKILL."""
+    out, _, _ = policy
+    world = tmp_path / "world.yaml"
+    world.write_text(BIG_WORLD)
+    log = tmp_path / "fleet.log"
+    command = [sys.executable, "-m", "altmarl_ros.nodes.fleet_node", "--ros-args", "-p", f"policy:={out}",
+               "-p", f"world_config:={world}", "-p", "n:=125", "-p", "use_sim_time:=true"]
+    with open(log, "wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "hosting robots 0..124" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.2)
+        time.sleep(1.0)
+        began = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+        assert code == 0, log.read_text()
+        assert time.monotonic() - began < 10.0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

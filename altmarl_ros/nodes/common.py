@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 
 import rclpy
+from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -13,6 +14,22 @@ from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.sim.config import WorldConfig
 from altmarl_ros.tasks.config import config_from_mapping, load_yaml
 from altmarl_ros.training import TrainedPolicies, load_trained
+
+# Event callbacks for the many per-robot publishers and subscriptions (sim, fleets, monitor): none.
+# By default rclpy gives every publisher and subscription two QoS event handlers (incompatible QoS,
+# incompatible type) that only log a warning; each is a waitable the executor re-adds to its wait set on
+# every wait, which at a thousand topics costs more than the messages themselves.
+QUIET_PUB = PublisherEventCallbacks(use_default_callbacks=False)
+QUIET_SUB = SubscriptionEventCallbacks(use_default_callbacks=False)
+
+
+def drop_event_handlers(node: Node) -> None:
+    """Remove the QoS event handlers of a node's publishers (e.g. the /parameter_events one rclpy creates)."""
+    for publisher in node.publishers:
+        for handler in publisher.event_handlers:
+            node.remove_waitable(handler)
+            handler.destroy()
+        publisher.event_handlers = []
 
 
 def declare(node: Node, defaults: dict) -> dict:

@@ -80,7 +80,7 @@ class CoordinatorNode(Node):
         self.leader_cmd_pub = self.create_publisher(Twist, f"/{topics.LEADER}/cmd_vel", 10)
         self.stats_pub = self.create_publisher(String, topics.STATS, 10)
         self.marker_pub = self.create_publisher(MarkerArray, topics.MARKERS, 10)
-        self.create_subscription(Float64MultiArray, topics.SAMPLES, self._on_sample, 200)
+        self.sample_sub = self.create_subscription(Float64MultiArray, topics.SAMPLES, self._on_sample, 200)
         self.create_subscription(Int32, topics.HEARTBEAT,
                                  lambda m: self.coordinator.heard_from(int(m.data), self._now()), 100)
         self.create_subscription(Odometry, f"/{topics.LEADER}/odom", self._on_leader_odom, 10)
@@ -129,13 +129,14 @@ class CoordinatorNode(Node):
             self._finish(now)
 
     def _ready(self, now: float) -> bool:
-        """Before the first step: k robots announced, and DDS has matched the request and sample topics
-        with at least that many robots (a reliable message to an unmatched reader is simply lost)."""
+        """Before the first step: k robots announced and DDS has matched the request and sample topics here
+        (a reliable message to an unmatched reader is simply lost). A robot's host announces it only once
+        the host is matched with this node's request and broadcast topics (see robot_node.RobotHost)."""
         self.started = now if self.started is None else self.started
         self.coordinator.now = now
         known = len(self.coordinator.alive())
-        matched = min(self.request_pub.get_subscription_count(), self.count_publishers(topics.SAMPLES))
-        if known >= self.coordinator.k and matched >= known:
+        matched = min(self.request_pub.get_subscription_count(), self.sample_sub.get_publisher_count())
+        if known >= self.coordinator.k and matched >= 1:
             return True
         if now - self.started >= self.params["startup_timeout"]:
             self.get_logger().warning(f"starting after {self.params['startup_timeout']} s with {known} robots known "

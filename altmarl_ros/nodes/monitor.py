@@ -19,6 +19,7 @@ from visualization_msgs.msg import MarkerArray
 
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.nodes import topics
+from altmarl_ros.nodes.common import QUIET_SUB
 from altmarl_ros.sim.config import WorldConfig, zone_of
 
 
@@ -52,7 +53,7 @@ class MonitorNode(Node):
         self.create_subscription(MarkerArray, topics.MARKERS, self._on_markers, 10)
         for i in range(n):
             self.create_subscription(Int32MultiArray, f"/{topics.robot_namespace(i)}/decision",
-                                     lambda m, robot=i: self._on_decision(robot, m), 10)
+                                     lambda m, robot=i: self._on_decision(robot, m), 10, event_callbacks=QUIET_SUB)
 
     def _on_markers(self, msg: MarkerArray) -> None:
         for marker in msg.markers:

@@ -21,7 +21,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from altmarl_ros.marl.population import sample_initial_states
 from altmarl_ros.nodes import topics
-from altmarl_ros.nodes.common import declare, load_policy, load_world, run
+from altmarl_ros.nodes.common import QUIET_PUB, QUIET_SUB, declare, load_policy, load_world, run
 from altmarl_ros.sim.world import SwarmWorld
 
 ZONE_COLOURS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.4, 0.74),
@@ -53,11 +53,11 @@ class SimNode(Node):
         self.subscriptions_ = [self.create_subscription(Twist, f"/{topics.LEADER}/cmd_vel",
                                                         lambda m: self._on_cmd(0, m), 10)]
         self.odom_pubs = [self.create_publisher(Odometry, f"/{topics.LEADER}/odom", 10)]
-        for i in range(self.n):
+        for i in range(self.n):  # per robot: no QoS event handlers (see common.QUIET_SUB)
             ns = topics.robot_namespace(i)
             self.subscriptions_.append(self.create_subscription(
-                Twist, f"/{ns}/cmd_vel", lambda m, body=i + 1: self._on_cmd(body, m), 10))
-            self.odom_pubs.append(self.create_publisher(Odometry, f"/{ns}/odom", 10))
+                Twist, f"/{ns}/cmd_vel", lambda m, body=i + 1: self._on_cmd(body, m), 10, event_callbacks=QUIET_SUB))
+            self.odom_pubs.append(self.create_publisher(Odometry, f"/{ns}/odom", 10, event_callbacks=QUIET_PUB))
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
         self.marker_pub = self.create_publisher(MarkerArray, topics.MARKERS, 10)
         control_dt = self.world_config.control_dt
