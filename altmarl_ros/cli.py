@@ -161,13 +161,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = alternate(game, args.k, config, seed=args.seed, progress=not args.quiet)
     path = save_result(result, args.out, args.task, overrides)
     best = result.best
-    print(f"trained {args.task} k={args.k} n={game.n} seed={args.seed} in {time.perf_counter() - start:.1f}s")
+    _print_trained(f"{args.task} k={args.k} n={game.n} seed={args.seed}", time.perf_counter() - start, result, path,
+                   f"NE gap: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} "
+                   f"(vs k_ref={config.reference_k(game)}), local {best.local_gap:.4f}")
+    return 0
+
+
+def _print_trained(what: str, seconds: float, result: Any, path: Path, gap_line: str) -> None:
+    best = result.best
+    print(f"trained {what} in {seconds:.1f}s")
     print(f"best round {result.best_round}/{len(result.rounds)}: return {best.value_mean:.2f} ± {best.value_std:.2f}, "
           f"mode accuracy {best.mode_accuracy:.3f}")
-    print(f"NE gap: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (vs k_ref={config.reference_k(game)}),"
-          f" local {best.local_gap:.4f}")
+    print(gap_line)
     print(f"checkpoint: {path}")
-    return 0
 
 
 def _train_deep(args: argparse.Namespace) -> int:
@@ -183,12 +189,10 @@ def _train_deep(args: argparse.Namespace) -> int:
     result = deep_alternate(env, args.k, config, seed=args.seed, progress=not args.quiet)
     path = save_deep_result(result, args.out, args.task, overrides)
     best = result.best
-    print(f"trained {args.task} (deep) k={args.k} n={env.n} seed={args.seed} in {result.seconds:.1f}s")
-    print(f"best round {result.best_round}/{len(result.rounds)}: return {best.value_mean:.2f} ± {best.value_std:.2f}, "
-          f"mode accuracy {best.mode_accuracy:.3f}")
-    print(f"NE gap estimate: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (vs the same DQN with full "
-          f"observation), local {best.local_gap:.3f} ± {best.local_gap_ci95:.3f} (vs a fresh PPO best response)")
-    print(f"checkpoint: {path}")
+    _print_trained(f"{args.task} (deep) k={args.k} n={env.n} seed={args.seed}", result.seconds, result, path,
+                   f"NE gap estimate: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (vs the same DQN "
+                   f"with full observation), local {best.local_gap:.3f} ± {best.local_gap_ci95:.3f} (vs a fresh PPO "
+                   "best response)")
     return 0
 
 

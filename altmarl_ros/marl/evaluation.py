@@ -82,10 +82,16 @@ def evaluate(game: TabularGame, global_policy: GlobalPolicy, local_policy: np.nd
              seeds: tuple[int, ...] | list[int] = DEFAULT_EVAL_SEEDS,
              rollouts: int = DEFAULT_ROLLOUTS) -> EvaluationReport:
     """The evaluation protocol; each seed's episodes come from np.random.default_rng(seed)."""
+    return evaluate_by_seed(lambda seed: rollout(game, global_policy, local_policy, np.random.default_rng(seed),
+                                                 rollouts), seeds, rollouts, game.n)
+
+
+def evaluate_by_seed(run_seed, seeds: tuple[int, ...] | list[int], rollouts: int, n: int) -> EvaluationReport:
+    """The protocol's statistics over `run_seed(seed)` batches (anything with discounted_return and mode_hits)."""
     start = time.perf_counter()
     per_seed_returns, per_seed_modes = [], []
     for seed in seeds:
-        batch = rollout(game, global_policy, local_policy, np.random.default_rng(seed), rollouts)
+        batch = run_seed(seed)
         per_seed_returns.append(float(batch.discounted_return.mean()))
         per_seed_modes.append(float(batch.mode_hits.mean()))
     returns = np.array(per_seed_returns)
@@ -97,6 +103,6 @@ def evaluate(game: TabularGame, global_policy: GlobalPolicy, local_policy: np.nd
         per_seed_mode_accuracy=per_seed_modes,
         seeds=list(seeds),
         rollouts=rollouts,
-        n=game.n,
+        n=n,
         seconds=time.perf_counter() - start,
     )

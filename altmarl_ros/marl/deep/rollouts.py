@@ -9,14 +9,13 @@ policy gives common random numbers, so paired differences are tight.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from altmarl_ros.marl.deep.envs import PopulationEnv
-from altmarl_ros.marl.evaluation import EvaluationReport
+from altmarl_ros.marl.evaluation import EvaluationReport, evaluate_by_seed
 
 
 @dataclass
@@ -74,16 +73,8 @@ def rollout_env(env: PopulationEnv, global_policy: Any, local_policy: Any, rng: 
 def evaluate_env(env: PopulationEnv, global_policy: Any, local_policy: Any, seeds: list[int],
                  rollouts: int) -> EvaluationReport:
     """The evaluation protocol on any PopulationEnv."""
-    start = time.perf_counter()
-    per_seed, modes = [], []
-    for seed in seeds:
-        run = rollout_env(env, global_policy, local_policy, np.random.default_rng(seed), rollouts)
-        per_seed.append(float(run.discounted_return.mean()))
-        modes.append(float(run.mode_hits.mean()))
-    returns = np.array(per_seed)
-    return EvaluationReport(float(returns.mean()), float(returns.std(ddof=1)) if len(returns) > 1 else 0.0,
-                            float(np.mean(modes)), per_seed, modes, list(seeds), rollouts, env.n,
-                            time.perf_counter() - start)
+    return evaluate_by_seed(lambda seed: rollout_env(env, global_policy, local_policy, np.random.default_rng(seed),
+                                                     rollouts), seeds, rollouts, env.n)
 
 
 def representative_values(env: PopulationEnv, global_policy: Any, local_policy: Any, agent_policy: Any,
