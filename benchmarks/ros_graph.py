@@ -508,8 +508,8 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
                          f"{r.get('known_at_window_start')} of {r['n']} known at its first step")
         killed = {name: code for name, code in (r.get("exit_codes") or {}).items() if code not in (0, None)}
         if killed:
-            notes.append(f"exit codes at the end (supervisor: SIGINT, then SIGTERM, then SIGKILL, 10 s apart; "
-                         f"stopping took {r.get('stop_s') or 0:.1f} s): {killed}")
+            notes.append(f"exit codes at the end (supervisor: SIGINT, then SIGTERM, then SIGKILL, "
+                         f"altmarl_ros.system.stop_grace apart; stopping took {r.get('stop_s') or 0:.1f} s): {killed}")
         if r.get("end_reason") not in (None, "window complete"):
             notes.append(f"end: {r['end_reason']} (stats received {r['stats_received']}, last step "
                          f"{r['last_step']}, total wall {r['total_wall_s']:.0f} s)")
