@@ -132,12 +132,16 @@ class DeepLearners:
         learned = deep_g_learn(self.env, local_policy, self.k, self.config.dqn, self.streams["glearn"],
                                init=self.global_net, progress=self.progress)
         self.global_net = learned.policy.net
+        log.info("deep G-LEARN k=%d: %d updates in %.1fs (%.0f transitions/s), last TD loss %.3g", self.k,
+                 learned.updates, learned.seconds, learned.transitions_per_second, learned.last_loss)
         return GlobalResponse(learned.policy, learned.seconds, learned.updates, learned.last_loss, learned.policy.net)
 
     def local_response(self, global_policy: Any, local_policy: Any) -> LocalResponse:
         learned = deep_l_learn(self.env, global_policy, local_policy, self.config.ppo, self.streams["llearn"],
                                init=self.local_nets, progress=self.progress)
         self.local_nets = (learned.actor, learned.critic)
+        log.info("deep L-LEARN: %d PPO iterations in %.1fs (%.0f robot-steps/s), representative return %.2f",
+                 learned.iterations, learned.seconds, learned.samples_per_second, learned.mean_return)
         return LocalResponse(learned.policy, learned.seconds, self.local_nets)
 
     def value(self, global_policy: Any, local_policy: Any) -> EvaluationReport:
