@@ -189,10 +189,11 @@ def _train_deep(args: argparse.Namespace) -> int:
     result = deep_alternate(env, args.k, config, seed=args.seed, progress=not args.quiet)
     path = save_deep_result(result, args.out, args.task, overrides)
     best = result.best
+    gap_line = (f"NE gap estimate: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (vs the same DQN with "
+                f"full observation), local {best.local_gap:.3f} ± {best.local_gap_ci95:.3f} (vs a fresh PPO best "
+                "response)") if config.certify != "none" else "NE gap: not estimated (--certify none)"
     _print_trained(f"{args.task} (deep) k={args.k} n={env.n} seed={args.seed}", result.seconds, result, path,
-                   f"NE gap estimate: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (vs the same DQN "
-                   f"with full observation), local {best.local_gap:.3f} ± {best.local_gap_ci95:.3f} (vs a fresh PPO "
-                   "best response)")
+                   gap_line)
     return 0
 
 
