@@ -142,3 +142,17 @@ def test_a_silent_robot_is_presumed_dead_after_the_liveness_timeout():
         coordinator.finish_step()
     coordinator.heard_from(19, now=6.0)
     assert 19 in coordinator.alive()
+
+
+def test_tf_allow_list():
+    from altmarl_ros.marl.errors import AltmarlError
+    from altmarl_ros.nodes.topics import body_frame, parse_tf_bodies
+
+    assert parse_tf_bodies("leader", 5) == [0]
+    assert parse_tf_bodies("leader, 0, 3-4", 5) == [0, 1, 4, 5]  # body i + 1 is robot i
+    assert parse_tf_bodies("all", 2) == [0, 1, 2]
+    assert parse_tf_bodies("", 3) == []
+    assert [body_frame(b) for b in (0, 1)] == ["leader/base_link", "robot_0/base_link"]
+    for bad, message in (("7", "outside 0..4"), ("robot", "not 'leader'"), ("3-1", "outside")):
+        with pytest.raises(AltmarlError, match=message):
+            parse_tf_bodies(bad, 5)

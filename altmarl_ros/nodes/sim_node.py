@@ -1,7 +1,10 @@
 """sim_node: the swarm world (PyBullet or kinematic) behind ROS 2 topics.
 
 Subscribes /robot_<i>/cmd_vel and /leader/cmd_vel; publishes /robot_<i>/odom,
-/leader/odom and /clock, each at its own rate, and robot markers for RViz.
+/leader/odom and /clock, each at its own rate, robot markers for RViz, and /tf
+(world -> <body>/base_link) for the bodies on the `tf_bodies` allow-list where
+tf2_msgs is installed (every ROS 2 install; the PyPI wheels have none, so there
+the node says once that it publishes no TF).
 It is the clock: it steps on a wall-clock timer, `speedup` simulated seconds per
 wall second, and stamps everything with simulated time. A command older than
 `cmd_timeout` simulated seconds is treated as zero (a dead robot stops).
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, Twist
+from geometry_msgs.msg import Point, TransformStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -38,7 +41,7 @@ class SimNode(Node):
         super().__init__("sim")
         p = declare(self, {"policy": "", "n": 20, "backend": "kinematic", "world_config": "", "seed": 0,
                            "speedup": 1.0, "odom_rate": 0.0, "clock_rate": 100.0, "marker_rate": 2.0,
-                           "cmd_timeout": 1.0})
+                           "cmd_timeout": 1.0, "tf_bodies": "leader", "tf_rate": 10.0})
         trained = load_policy(p["policy"])
         self.world_config = load_world(p["world_config"], trained.game.num_local_states, backend=p["backend"])
         game = trained.game.with_n(p["n"])
@@ -64,6 +67,17 @@ class SimNode(Node):
         odom_rate = p["odom_rate"] or self.world_config.control_rate
         self.odom_every = max(1, int(round(1.0 / (odom_rate * control_dt))))
         self.marker_every = max(1, int(round(1.0 / (p["marker_rate"] * control_dt))))
+        self.tf_bodies, self.tf_pub = topics.parse_tf_bodies(p["tf_bodies"], self.n), None
+        if self.tf_bodies:
+            try:
+                from tf2_msgs.msg import TFMessage
+            except ImportError:
+                self.get_logger().warning(f"tf_bodies names {len(self.tf_bodies)} bodies but tf2_msgs is not "
+                                          "installed here (no PyPI wheel): publishing no /tf")
+            else:
+                self.tf_message = TFMessage
+                self.tf_pub = self.create_publisher(TFMessage, "/tf", 10)
+        self.tf_every = max(1, int(round(1.0 / (p["tf_rate"] * control_dt)))) if p["tf_rate"] > 0 else 0
         self.ticks = 0
         wall = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(control_dt / p["speedup"], self._tick, clock=wall)
@@ -86,6 +100,21 @@ class SimNode(Node):
             self._publish_odom(now)
         if self.ticks % self.marker_every == 0:
             self._publish_markers(now)
+        if self.tf_pub is not None and self.tf_every and self.ticks % self.tf_every == 0:
+            self._publish_tf(now)
+
+    def _publish_tf(self, now: Time) -> None:
+        poses = self.world.poses()
+        transforms = []
+        for body in self.tf_bodies:
+            t = TransformStamped()
+            t.header.stamp, t.header.frame_id = now, topics.WORLD_FRAME
+            t.child_frame_id = topics.body_frame(body)
+            t.transform.translation.x, t.transform.translation.y = float(poses[body, 0]), float(poses[body, 1])
+            r = t.transform.rotation
+            r.x, r.y, r.z, r.w = topics.quaternion_from_yaw(float(poses[body, 2]))
+            transforms.append(t)
+        self.tf_pub.publish(self.tf_message(transforms=transforms))
 
     def _publish_odom(self, now: Time) -> None:
         poses, twists = self.world.poses(), self.world.twists()
@@ -93,8 +122,7 @@ class SimNode(Node):
             msg = Odometry()
             msg.header.stamp = now
             msg.header.frame_id = topics.WORLD_FRAME
-            name = topics.LEADER if body == 0 else topics.robot_namespace(body - 1)
-            msg.child_frame_id = f"{name}/base_link"
+            msg.child_frame_id = topics.body_frame(body)
             x, y, yaw = poses[body]
             msg.pose.pose.position.x, msg.pose.pose.position.y = float(x), float(y)
             q = topics.quaternion_from_yaw(float(yaw))
