@@ -106,7 +106,8 @@ def main() -> None:
                       f"{row['peak_rss_mib']:.0f}"])
     print(format_table(["task", "k", "learner", "train s", "return (15x50 protocol)", "mode acc",
                         "deep/tabular", "peak MiB"], table))
-    print(f"machine: {machine_info()}; torch threads per run: {rows[0]['torch_threads']}")
+    deep_threads = sorted({r["torch_threads"] for r in rows if r["learner"] == "deep"})
+    print(f"machine: {machine_info()}; torch threads in the deep runs: {deep_threads}")
     if args.json:
         write_json(args.json, {"machine": machine_info(), "rows": rows})
 
