@@ -6,7 +6,6 @@ import sys
 from collections.abc import Callable
 
 import rclpy
-from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -14,6 +13,11 @@ from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.sim.config import WorldConfig
 from altmarl_ros.tasks.config import config_from_mapping, load_yaml
 from altmarl_ros.training import TrainedPolicies, load_trained
+
+try:  # Iron and later
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+except ImportError:  # Humble: the same classes under their earlier module name
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks
 
 # Event callbacks for the many per-robot publishers and subscriptions (sim, fleets, monitor): none.
 # By default rclpy gives every publisher and subscription two QoS event handlers (incompatible QoS,
