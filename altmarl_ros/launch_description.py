@@ -6,7 +6,14 @@ Needs `launch` and `launch_ros` (a ROS 2 install); everything it decides is in
 
 from __future__ import annotations
 
-from altmarl_ros.launch_plan import LAUNCH_ARGUMENTS, PACKAGE, LaunchConfig, build_launch_plan, config_from_strings
+from altmarl_ros.launch_plan import (
+    LAUNCH_ARGUMENTS,
+    PACKAGE,
+    LaunchConfig,
+    build_launch_plan,
+    config_from_strings,
+    select_nodes,
+)
 
 
 def _default_text(value) -> str:
@@ -29,7 +36,7 @@ def make_launch_description(fixed: dict[str, str] | None = None, only: tuple[str
         values = {name: LaunchConfiguration(name).perform(context) for name in names}
         rviz = values.pop("rviz", "false").lower() in ("true", "1")
         config = config_from_strings({**values, **fixed})
-        plan = [spec for spec in build_launch_plan(config) if not only or spec.executable in only]
+        plan = select_nodes(build_launch_plan(config), only)
         actions = [Node(package=PACKAGE, executable=spec.executable, arguments=spec.ros_args(), output="screen")
                    for spec in plan]
         if rviz:

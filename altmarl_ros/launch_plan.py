@@ -183,11 +183,26 @@ def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
             "pose_type": config.pose_type, "cmd_topic": config.cmd_topic}))
     plan.append(NodeSpec("coordinator_node", "coordinator", parameters={
         **common, "k": config.k, "learn": config.learn, "decision_steps": config.decision_steps,
-        "liveness_timeout": config.liveness_timeout,
-        "checkpoint_out": config.checkpoint_out}))
+        "liveness_timeout": config.liveness_timeout, "checkpoint_out": config.checkpoint_out}))
     if config.record:
         plan.append(NodeSpec("recorder_node", "recorder", parameters={
             "use_sim_time": common["use_sim_time"], "n": config.n, "output": config.record}))
     if config.params_file:
         plan = [NodeSpec(s.executable, s.name, s.parameters, s.remappings, config.params_file) for s in plan]
-    return plan
+    return select_nodes(plan)
+
+
+LISTENERS = ("fleet_node", "recorder_node")  # processes of a plan that subscribe to the coordinator's broadcast
+
+
+def select_nodes(plan: list[NodeSpec], only: tuple[str, ...] = ()) -> list[NodeSpec]:
+    """Keep the executables in `only` (all if empty); the coordinator waits for the listeners that are kept.
+
+    The coordinator's first step waits until its broadcast is matched with every kept fleet and recorder
+    process (`expected_listeners`), so none of them misses the first steps; started alone (robots on
+    their own machines), it waits for none.
+    """
+    kept = [spec for spec in plan if not only or spec.executable in only]
+    listeners = sum(spec.executable in LISTENERS for spec in kept)
+    return [NodeSpec(s.executable, s.name, {**s.parameters, "expected_listeners": listeners}, s.remappings,
+                     s.params_file) if s.executable == "coordinator_node" else s for s in kept]

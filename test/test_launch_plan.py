@@ -64,3 +64,13 @@ def test_sim_node_keeps_wall_time_and_the_others_follow_its_clock(policy):
 @pytest.mark.parametrize("name", ["sim.launch.py", "hardware.launch.py", "coordinator.launch.py"])
 def test_launch_files_compile(name):
     py_compile.compile(str(ROOT / "launch" / name), doraise=True)
+
+
+def test_coordinator_waits_for_the_listeners_of_its_plan(policy, tmp_path):
+    from altmarl_ros.launch_plan import select_nodes
+
+    plan = build_launch_plan(LaunchConfig(n=60, k=4, policy=policy, robots_per_process=25, record=str(tmp_path)))
+    coordinator = next(s for s in plan if s.executable == "coordinator_node")
+    assert coordinator.parameters["expected_listeners"] == 3 + 1  # 3 fleets and the recorder
+    alone = select_nodes(plan, ("coordinator_node",))
+    assert [s.name for s in alone] == ["coordinator"] and alone[0].parameters["expected_listeners"] == 0

@@ -36,6 +36,14 @@ def drop_event_handlers(node: Node) -> None:
         publisher.event_handlers = []
 
 
+def matched_publishers(node: Node, subscription) -> int:
+    """Publishers matched with a subscription; on Humble (no Subscription.get_publisher_count) those on its topic."""
+    try:
+        return subscription.get_publisher_count()
+    except AttributeError:
+        return node.count_publishers(subscription.topic_name)
+
+
 def declare(node: Node, defaults: dict) -> dict:
     """Declare parameters with defaults (types from the defaults) and return their values."""
     return {name: node.declare_parameter(name, default).value for name, default in defaults.items()}

@@ -27,14 +27,15 @@ from altmarl_ros.agents.coordinator import Coordinator
 from altmarl_ros.marl.checkpoint import CHECKPOINT_NAME, load_checkpoint, resolve_path, save_checkpoint
 from altmarl_ros.marl.glearn import OnlineGLearner
 from altmarl_ros.nodes import topics
-from altmarl_ros.nodes.common import declare, load_policy, load_world, run
+from altmarl_ros.nodes.common import declare, load_policy, load_world, matched_publishers, run
 from altmarl_ros.nodes.sim_node import ZONE_COLOURS
 from altmarl_ros.sim.config import zone_centres, zone_of
 from altmarl_ros.sim.controller import GoToController
 
 DEFAULTS = {"policy": "", "n": 20, "k": 4, "world_config": "", "seed": 0, "learn": False, "epsilon": 0.1,
             "learning_rate": 0.0, "decision_steps": 0, "checkpoint_out": "", "save_every": 20,
-            "reply_timeout": 1.5, "max_missed": 3, "liveness_timeout": 6.0, "startup_timeout": 20.0, "tick": 0.05}
+            "reply_timeout": 1.5, "max_missed": 3, "liveness_timeout": 6.0, "startup_timeout": 20.0, "tick": 0.05,
+            "expected_listeners": 0}
 
 
 class CoordinatorNode(Node):
@@ -131,16 +132,20 @@ class CoordinatorNode(Node):
     def _ready(self, now: float) -> bool:
         """Before the first step: k robots announced and DDS has matched the request and sample topics here
         (a reliable message to an unmatched reader is simply lost). A robot's host announces it only once
-        the host is matched with this node's request and broadcast topics (see robot_node.RobotHost)."""
+        the host is matched with this node's request and broadcast topics (see robot_node.RobotHost). With
+        `expected_listeners` (the launch plan sets it to its fleet processes plus the recorder), the broadcast
+        must also be matched with that many processes, so none of them misses the first steps."""
         self.started = now if self.started is None else self.started
         self.coordinator.now = now
         known = len(self.coordinator.alive())
-        matched = min(self.request_pub.get_subscription_count(), self.sample_sub.get_publisher_count())
-        if known >= self.coordinator.k and matched >= 1:
+        matched = min(self.request_pub.get_subscription_count(), matched_publishers(self, self.sample_sub))
+        listeners = self.global_pub.get_subscription_count()
+        if known >= self.coordinator.k and matched >= 1 and listeners >= self.params["expected_listeners"]:
             return True
         if now - self.started >= self.params["startup_timeout"]:
             self.get_logger().warning(f"starting after {self.params['startup_timeout']} s with {known} robots known "
-                                      f"and {matched} matched")
+                                      f"and {matched} matched, {listeners} of {self.params['expected_listeners']} "
+                                      "listeners on the broadcast")
             return True
         return False
 

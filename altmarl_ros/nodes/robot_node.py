@@ -34,7 +34,16 @@ from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray
 
 from altmarl_ros.agents.robot_agent import RobotAgent
 from altmarl_ros.nodes import topics
-from altmarl_ros.nodes.common import QUIET_PUB, QUIET_SUB, declare, drop_event_handlers, load_policy, load_world, run
+from altmarl_ros.nodes.common import (
+    QUIET_PUB,
+    QUIET_SUB,
+    declare,
+    drop_event_handlers,
+    load_policy,
+    load_world,
+    matched_publishers,
+    run,
+)
 
 RELIABLE_DEPTH = 50
 HEARTBEAT_SLICES = 10  # a host spreads its robots' heartbeats over this many ticks per period
@@ -154,7 +163,7 @@ class RobotHost(Node):
 
     def connected(self) -> bool:
         """Matched with a coordinator: its requests and broadcasts reach this host, and someone takes samples."""
-        return (self.request_sub.get_publisher_count() > 0 and self.global_sub.get_publisher_count() > 0
+        return (matched_publishers(self, self.request_sub) > 0 and matched_publishers(self, self.global_sub) > 0
                 and self.sample_pub.get_subscription_count() > 0 and self.heartbeat_pub.get_subscription_count() > 0)
 
     def announce(self, robot: RobotNode) -> None:
