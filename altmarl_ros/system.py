@@ -28,6 +28,9 @@ class SystemRun:
     wall_seconds: float
 
 
+DRAIN_SECONDS = 1.0  # after the coordinator's normal exit, its last messages may still be in flight
+
+
 def stop_grace(config: LaunchConfig) -> float:
     """Seconds a child gets after SIGINT (and again after SIGTERM): 10 s, plus 40 ms per robot of the
     largest fleet process (destroying its nodes announces each removal to the graph)."""
@@ -78,7 +81,11 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
                     raise AltmarlError(f"{name} died (exit code {code}); see {child.log_path}")
         else:
             log.warning("stopped after the %.0f s timeout", timeout)
-    except (StopIteration, KeyboardInterrupt):
+    except StopIteration:  # the coordinator finished: take in what it published last (bounded)
+        drain_until = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < drain_until:
+            executor.spin_once(timeout_sec=0.05)
+    except KeyboardInterrupt:
         pass
     finally:
         if progress:
