@@ -217,14 +217,21 @@ def test_nan_or_misshapen_observations_are_refused(saved_runs):
     ({"ppo": {"clip": 1.5}}, "0 < clip < 1"),
     ({"certify": "sometimes"}, "certify must be one of"),
     ({"rounds": 0}, "rounds must be >= 1"),
+    ({"rounds": "two"}, "rounds must be an integer"),
+    ({"ppo": 3}, "deep.ppo must be a mapping"),
 ])
 def test_bad_deep_config_is_a_clear_error(values, message):
     with pytest.raises(GameValidationError, match=message):
         DeepConfig.from_mapping(values).validate(make_env("zones", {"n": 20}), 2)
 
 
+def test_learning_rate_from_yaml_text_is_a_clear_error():
+    with pytest.raises(GameValidationError, match="learning_rate must be a number"):
+        DeepConfig.from_mapping({"dqn": {"learning_rate": "fast"}})
+
+
 def test_unknown_keys_and_bad_k_are_clear_errors():
-    with pytest.raises(GameValidationError, match=r"unknown dqn keys \['stepz'\]"):
+    with pytest.raises(GameValidationError, match=r"unknown DQNConfig keys \['stepz'\]"):
         DeepConfig.from_mapping({"dqn": {"stepz": 3}})
     with pytest.raises(GameValidationError, match="k=30 exceeds n=20"):
         deep_alternate(make_env("warehouse", {"n": 20}), 30, DEEP_SMALL)

@@ -44,6 +44,7 @@ from altmarl_ros.marl.alternation import (
     run_alternation,
 )
 from altmarl_ros.marl.certificate import paired_difference
+from altmarl_ros.marl.config import config_from_mapping
 from altmarl_ros.marl.deep.dqn import DQNConfig, deep_g_learn
 from altmarl_ros.marl.deep.envs import PopulationEnv
 from altmarl_ros.marl.deep.nets import UniformLocalPolicy, seed_everything
@@ -93,25 +94,12 @@ class DeepConfig:
     def from_mapping(cls, values: dict[str, Any] | None) -> DeepConfig:
         """Build from a mapping with optional nested `dqn:` and `ppo:` mappings; unknown keys are errors."""
         values = dict(values or {})
-        dqn = _sub_config(DQNConfig, values.pop("dqn", None), "dqn")
-        ppo = _sub_config(PPOConfig, values.pop("ppo", None), "ppo")
-        valid = {f.name for f in dataclasses.fields(cls)} - {"dqn", "ppo"}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise GameValidationError(
-                f"unknown deep learner keys {unknown}; valid keys: {sorted(valid | {'dqn', 'ppo'})}")
-        return cls(dqn=dqn, ppo=ppo, **values)
-
-
-def _sub_config(cls: type, values: dict[str, Any] | None, name: str) -> Any:
-    values = dict(values or {})
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - valid)
-    if unknown:
-        raise GameValidationError(f"unknown {name} keys {unknown}; valid keys: {sorted(valid)}")
-    if "hidden" in values:
-        values["hidden"] = tuple(int(h) for h in values["hidden"])
-    return cls(**values)
+        for name in ("dqn", "ppo"):
+            if values.get(name) is not None and not isinstance(values[name], dict):
+                raise GameValidationError(f"deep.{name} must be a mapping of keys to values, got {values[name]!r}")
+        dqn = config_from_mapping(DQNConfig, values.pop("dqn", None))
+        ppo = config_from_mapping(PPOConfig, values.pop("ppo", None))
+        return dataclasses.replace(config_from_mapping(cls, values), dqn=dqn, ppo=ppo)
 
 
 class DeepLearners:
