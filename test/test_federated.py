@@ -17,6 +17,7 @@ from altmarl_ros.tasks.federated import (
     client_contribution,
     global_state_index,
 )
+from altmarl_ros.tasks.federated_calibration import DEFAULT_SEEDS, calibrate
 from altmarl_ros.tasks.federated_check import (
     FederatedCheckConfig,
     federated_check,
@@ -25,6 +26,7 @@ from altmarl_ros.tasks.federated_check import (
 )
 
 HEAVY = LOCAL_ACTIONS.index("heavy")
+SKIP = LOCAL_ACTIONS.index("skip")
 ARRAYS = ("global_transition", "local_transition", "global_reward", "local_reward", "init_global", "init_local_alpha")
 
 
@@ -54,8 +56,12 @@ def _perturbed(value):
 
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(FederatedConfig)])
 def test_every_config_number_reaches_the_game(name):
-    base = build_game(FederatedConfig())
-    changed = build_game(dataclasses.replace(FederatedConfig(), **{name: _perturbed(getattr(FederatedConfig(), name))}))
+    # the calibration keys act on the calibrated game (few behaviour runs here, to stay fast)
+    config = FederatedConfig(calibration="real", calibration_seeds=10) if name.startswith("calibration") \
+        else FederatedConfig()
+    value = "none" if name == "calibration" else _perturbed(getattr(config, name))
+    base = build_game(config)
+    changed = build_game(dataclasses.replace(config, **{name: value}))
     differs = [(base.n, base.gamma, base.horizon) != (changed.n, changed.gamma, changed.horizon)]
     for array in ARRAYS:
         a, b = getattr(base, array), getattr(changed, array)
@@ -76,6 +82,9 @@ def test_every_config_number_reaches_the_game(name):
     ({"profile_concentration": 0.0}, "profile_concentration must be > 0"),
     ({"gamma": 1.0}, "gamma must lie in the open interval"),
     ({"no_such_key": 1}, "unknown FederatedConfig keys"),
+    ({"calibration": "fake"}, "calibration must be one of"),
+    ({"calibration_k": 0}, "calibration_k and calibration_seeds must be >= 1"),
+    ({"calibration_reward_scale": 0.0}, "calibration_reward_scale must be finite and > 0"),
 ])
 def test_bad_config_gives_a_clear_error(overrides, message):
     with pytest.raises(GameValidationError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -186,3 +195,48 @@ def test_real_check_rejects_bad_inputs(trained):
         federated_check_policies(game, gp, lp, [0], 3, FederatedCheckConfig(n_clients=3))
     with pytest.raises(GameValidationError, match="at least one seed"):
         federated_check_policies(game, gp, lp, [], 3)
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    return calibrate(seeds=range(1000, 1040), k=5)
+
+
+def test_calibration_is_deterministic_and_uses_seeds_disjoint_from_the_check(calibration):
+    again = calibrate(seeds=range(1000, 1040), k=5)
+    for name in ("local_transition", "quality_transition", "contribution", "mean_improvement", "level_value"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(calibration, name))
+    other = calibrate(seeds=range(2000, 2010), k=5)
+    assert not np.array_equal(other.contribution, calibration.contribution)
+    assert not set(DEFAULT_SEEDS) & set(range(10)), "calibration seeds must differ from the check's seeds 0..9"
+    with pytest.raises(GameValidationError, match="at least one seed"):
+        calibrate(seeds=[])
+
+
+def test_calibrated_tables_are_probabilities_that_match_the_real_problem(calibration):
+    for table in (calibration.local_transition, calibration.quality_transition):
+        assert np.all(table >= 0)
+        np.testing.assert_allclose(table.sum(axis=-1), 1.0)
+    counts = calibration.local_counts.sum(axis=(1, 2))  # (d, a, d')
+    for d in range(1, counts.shape[0]):
+        lower = [counts[d, a, :d].sum() / counts[d, a].sum() for a in (SKIP, HEAVY)]
+        assert lower[1] > lower[0] + 0.3, (d, lower)  # heavy training pulls a drifted client back far more often
+    # the real loss falls: the excess-loss ratio of the levels decreases, and small steps improve it at quality 0
+    assert np.all(np.diff(calibration.level_value) < 0)
+    assert calibration.mean_improvement[0].min() > 0
+    # at the noise floor (top level) the largest step makes things worse than the smallest
+    assert calibration.mean_improvement[-1, -1] < calibration.mean_improvement[-1, 0]
+
+
+def test_calibrated_game_validates():
+    config = FederatedConfig(calibration="real")
+    game = build_game(config)
+    E, Q = len(config.step_sizes), config.quality_levels
+    assert isinstance(game, TabularGame) and game.name == "federated" and game.config["calibration"] == "real"
+    assert game.num_global_states == Q * E and game.num_local_states == config.drift_levels
+    for a in range(E):  # the step level still follows the action
+        e_next = game.global_transition[:, a].reshape(-1, Q, E).sum(axis=1)
+        np.testing.assert_allclose(e_next[:, a], 1.0)
+    # rewards: minus an excess-loss ratio in percent, so within [-100, 100] per agent and worst at quality 0
+    assert np.all(np.abs(game.global_reward) <= 100)
+    assert game.global_reward[:E].max() < game.global_reward[-E:].min()
