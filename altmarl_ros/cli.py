@@ -212,19 +212,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     game = trained.game if args.n is None else trained.game.with_n(args.n)
     seeds = list(range(args.seeds))
     report = evaluate(game, trained.global_policy, trained.local_policy, seeds, args.rollouts)
-    stored = trained.meta.get("ne_gap", {})
-    result: dict[str, Any] = {
-        "run": str(args.run), "task": trained.meta["task"], "k": trained.k, "n": game.n,
-        "return_mean": report.return_mean, "return_std": report.return_std, "mode_accuracy": report.mode_accuracy,
-        "seeds": len(seeds), "rollouts": args.rollouts, "eval_seconds": report.seconds,
-        "ne_gap_at_training": stored,
-    }
-    print(f"{trained.meta['task']} k={trained.k} n={game.n}: {len(seeds)} seeds x {args.rollouts} rollouts "
-          f"x horizon {game.horizon} in {report.seconds:.2f}s")
-    print(f"  discounted return   {report.return_mean:.3f} ± {report.return_std:.3f} (std of per-seed means)")
-    print(f"  mode accuracy       {report.mode_accuracy:.4f}")
-    print(f"  NE gap (training)   global {stored.get('global', float('nan')):.3f} ± "
-          f"{stored.get('global_ci95', float('nan')):.3f}, local {stored.get('local', float('nan')):.4f}")
+    result = _report_eval(args, trained.meta, trained.meta["task"], trained.k, game.n, game.horizon, report)
     if args.gap:
         k_ref = min(game.n, args.k_ref)
         log.info("measuring the global gap by the protocol against the full-observation reference k_ref=%d", k_ref)
@@ -244,6 +232,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
+
+
+def _report_eval(args: argparse.Namespace, meta: dict[str, Any], label: str, k: int, n: int, horizon: int,
+                 report: Any) -> dict[str, Any]:
+    """Print the protocol's numbers and the NE gap stored at training; return them as a JSON-ready dict."""
+    stored = meta.get("ne_gap", {})
+    nan = float("nan")
+    print(f"{label} k={k} n={n}: {len(report.seeds)} seeds x {args.rollouts} rollouts x horizon {horizon} "
+          f"in {report.seconds:.2f}s")
+    print(f"  discounted return   {report.return_mean:.3f} ± {report.return_std:.3f} (std of per-seed means)")
+    print(f"  mode accuracy       {report.mode_accuracy:.4f}")
+    local_ci = f" ± {stored['local_ci95']:.3f}" if stored.get("local_ci95") else ""
+    print(f"  NE gap (training)   global {stored.get('global', nan):.3f} ± {stored.get('global_ci95', nan):.3f}, "
+          f"local {stored.get('local', nan):.4f}{local_ci}")
+    return {"run": str(args.run), "task": meta["task"], "k": k, "n": n, "return_mean": report.return_mean,
+            "return_std": report.return_std, "mode_accuracy": report.mode_accuracy, "seeds": len(report.seeds),
+            "rollouts": args.rollouts, "eval_seconds": report.seconds, "ne_gap_at_training": stored}
 
 
 def _federated_check(args: argparse.Namespace) -> dict[str, Any]:
@@ -283,20 +288,8 @@ def _eval_deep(args: argparse.Namespace) -> int:
                                                                         "n": args.n})
     seeds = list(range(args.seeds))
     report = evaluate_env(env, run.global_policy, run.local_policy, seeds, args.rollouts)
-    stored = run.meta.get("ne_gap", {})
-    result: dict[str, Any] = {
-        "run": str(args.run), "task": run.meta["task"], "learner": "deep", "k": run.k, "n": env.n,
-        "return_mean": report.return_mean, "return_std": report.return_std, "mode_accuracy": report.mode_accuracy,
-        "seeds": len(seeds), "rollouts": args.rollouts, "eval_seconds": report.seconds,
-        "ne_gap_at_training": stored,
-    }
-    print(f"{run.meta['task']} (deep) k={run.k} n={env.n}: {len(seeds)} seeds x {args.rollouts} rollouts "
-          f"x horizon {env.horizon} in {report.seconds:.2f}s")
-    print(f"  discounted return   {report.return_mean:.3f} ± {report.return_std:.3f} (std of per-seed means)")
-    print(f"  mode accuracy       {report.mode_accuracy:.4f}")
-    print(f"  NE gap (training)   global {stored.get('global', float('nan')):.3f} ± "
-          f"{stored.get('global_ci95', float('nan')):.3f}, local {stored.get('local', float('nan')):.3f} ± "
-          f"{stored.get('local_ci95', float('nan')):.3f}")
+    result = _report_eval(args, run.meta, f"{run.meta['task']} (deep)", run.k, env.n, env.horizon, report)
+    result["learner"] = "deep"
     if run.meta["task"] == "federated":
         result["federated_check"] = _federated_check(args)
     if args.baselines:
