@@ -5,6 +5,11 @@
                  pi_l <- L-LEARN(pi_g, mu); record V(pi_g, pi_l) and the NE gap
     stop when both gaps are below gap_tol, or after `rounds` rounds; return the best pair seen.
 
+`run_alternation` is the loop; it drives any `Learners` (the two best
+responses, the value and the certificate of one learner family):
+`TabularLearners` here, `marl.deep.learners.DeepLearners` (DQN + PPO) for
+function approximation. `alternate` runs the tabular learners on a game.
+
 All draws come from one seed: the seed's SeedSequence is split into named
 streams (G-LEARN, reference, mean field, L-LEARN); values use fixed evaluation
 seeds so rounds and runs compare on common random numbers.
@@ -189,8 +194,6 @@ class AlternationResult:
     local_q: np.ndarray
     best_round: int
     rounds: list[RoundRecord] = field(default_factory=list)
-    networks: dict[str, Any] = field(default_factory=dict)  # deep learners: name -> torch module
-    learner: str = "tabular"
 
     @property
     def best(self) -> RoundRecord:
