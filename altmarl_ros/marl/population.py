@@ -40,9 +40,7 @@ def sample_initial_states(game: TabularGame, rng: np.random.Generator, batch: in
 def step_global(game: TabularGame, rng: np.random.Generator, global_state: np.ndarray,
                 global_action: np.ndarray) -> np.ndarray:
     """Draw s_g' ~ P_g(. | s_g, a_g) for each rollout (inverse CDF)."""
-    cdf = np.cumsum(game.global_transition[global_state, global_action], axis=-1)
-    u = rng.random(len(global_state))[:, None]
-    return np.minimum((u >= cdf[:, :-1]).sum(axis=-1), game.num_global_states - 1).astype(np.int64)
+    return inverse_cdf_draw(rng, game.global_transition[global_state, global_action]).astype(np.int64)
 
 
 class CountPopulation:
@@ -114,17 +112,17 @@ class AgentPopulation:
     def step(self, rng: np.random.Generator, global_state: np.ndarray, local_policy: np.ndarray) -> StepResult:
         game = self.game
         g = global_state[:, None]
-        actions = _inverse_cdf(rng, local_policy[self.states, g])  # (batch, n)
+        actions = inverse_cdf_draw(rng, local_policy[self.states, g])  # (batch, n)
         L, A = game.num_local_states, game.num_local_actions
         local_reward_mean = game.local_reward[self.states, g, actions].mean(axis=1)
         flat = (np.arange(len(self.states))[:, None] * L + self.states) * A + actions
         action_counts = np.bincount(flat.ravel(), minlength=len(self.states) * L * A).reshape(-1, L, A)
-        self.states = _inverse_cdf(rng, game.local_transition[self.states, g, actions])
+        self.states = inverse_cdf_draw(rng, game.local_transition[self.states, g, actions])
         return StepResult(local_reward_mean, action_counts)
 
 
-def _inverse_cdf(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    """One categorical draw per row of `probs` (last axis)."""
+def inverse_cdf_draw(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
+    """One categorical draw per row of `probs` (last axis): one uniform per row against its CDF."""
     cdf = np.cumsum(probs, axis=-1)
     u = rng.random(probs.shape[:-1])[..., None]
     return np.minimum((u >= cdf[..., :-1]).sum(axis=-1), probs.shape[-1] - 1)

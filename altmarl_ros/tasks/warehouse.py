@@ -25,6 +25,7 @@ import numpy as np
 from altmarl_ros.marl.deep.envs import EnvState, PopulationEnv
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import check_population
+from altmarl_ros.marl.population import inverse_cdf_draw
 
 LOCAL_ACTIONS = ("stay", "right", "left")
 
@@ -161,11 +162,9 @@ class WarehouseEnv(PopulationEnv):
 
     def step(self, state: EnvState, global_action: np.ndarray, local: Any,
              rng: np.random.Generator) -> tuple[EnvState, np.ndarray]:
-        from altmarl_ros.marl.deep.rollouts import sample_actions
-
         c = self.c
         g, x = state.global_state, state.population
-        actions = sample_actions(rng, local.probabilities(self.agent_features(g, x)))
+        actions = inverse_cdf_draw(rng, local.probabilities(self.agent_features(g, x)))
         target = self.targets[global_action]
         global_reward = c.global_reward_scale * np.exp(-((g - target) ** 2) / (2 * c.global_reward_width ** 2))
         reward = global_reward + self._local_reward(g, x, actions).mean(axis=1)

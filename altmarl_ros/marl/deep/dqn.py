@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -168,7 +168,3 @@ def deep_g_learn(env: PopulationEnv, local_policy: Any, k: int, config: DQNConfi
     log.debug("deep G-LEARN k=%d (%s): %d updates, last TD loss %.4g, %.0f transitions/s", k, observation, updates,
               last_loss, rate)
     return DQNResult(policy, seconds, updates, last_loss, rate)
-
-
-def config_dict(config: DQNConfig) -> dict:
-    return asdict(config)

@@ -29,7 +29,7 @@ from altmarl_ros.marl.counts import CountIndex
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame, check_population
 from altmarl_ros.marl.policies import check_local_policy, hypergeometric_subsample
-from altmarl_ros.marl.population import CountPopulation, sample_initial_states, step_global
+from altmarl_ros.marl.population import CountPopulation, inverse_cdf_draw, sample_initial_states, step_global
 
 OBSERVATIONS = ("subsample", "full")
 
@@ -168,9 +168,8 @@ class TabularPopulationEnv(PopulationEnv):
         return EnvState(next_global, population.counts), reward
 
     def agents_reset(self, state: EnvState, rng: np.random.Generator, m: int) -> np.ndarray:
-        cdf = np.cumsum(state.population / self.n, axis=1)
-        u = rng.random((len(cdf), m))
-        return np.minimum((u[..., None] >= cdf[:, None, :-1]).sum(axis=-1), self.num_bins - 1)
+        profile = state.population / self.n
+        return inverse_cdf_draw(rng, np.broadcast_to(profile[:, None, :], (len(profile), m, self.num_bins)))
 
     def agent_features(self, global_state: np.ndarray, agents: np.ndarray) -> np.ndarray:
         g = np.broadcast_to(np.asarray(global_state)[:, None], agents.shape)
@@ -181,11 +180,7 @@ class TabularPopulationEnv(PopulationEnv):
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         g = np.broadcast_to(state.global_state[:, None], agents.shape)
         rewards = self.game.local_reward[agents, g, actions]
-        probs = self.game.local_transition[agents, g, actions]
-        cdf = np.cumsum(probs, axis=-1)
-        u = rng.random(agents.shape)[..., None]
-        nxt = np.minimum((u >= cdf[..., :-1]).sum(axis=-1), self.num_bins - 1)
-        return nxt, rewards
+        return inverse_cdf_draw(rng, self.game.local_transition[agents, g, actions]), rewards
 
     def table_policy(self, table: np.ndarray) -> TableLocalPolicy:
         """A pi_l[s_l, s_g, a_l] table as a policy over this env's one-hot local features."""

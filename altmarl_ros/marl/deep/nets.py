@@ -23,15 +23,12 @@ from torch import nn
 from altmarl_ros.marl.errors import GameValidationError
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, numpy's legacy global, and torch; returns a torch generator for explicit draws."""
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's legacy global and torch's generators, for any library code that draws from them."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    return generator
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:

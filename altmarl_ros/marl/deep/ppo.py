@@ -34,8 +34,8 @@ from torch import nn
 
 from altmarl_ros.marl.deep.envs import PopulationEnv
 from altmarl_ros.marl.deep.nets import ActorPolicy, mlp
-from altmarl_ros.marl.deep.rollouts import sample_actions
 from altmarl_ros.marl.errors import GameValidationError
+from altmarl_ros.marl.population import inverse_cdf_draw
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def deep_l_learn(env: PopulationEnv, global_policy: Any, population_policy: Any,
         agents = env.agents_reset(state, rng, M)
         for t in range(H):
             features[t] = env.agent_features(state.global_state, agents)
-            actions[t] = sample_actions(rng, sampling.probabilities(features[t]))
+            actions[t] = inverse_cdf_draw(rng, sampling.probabilities(features[t]))
             global_action = global_policy.act(env.observe(state, rng, global_policy.k, global_policy.observation))
             agents, rewards[t] = env.agents_step(state, agents, actions[t], rng)
             state, _ = env.step(state, global_action, population, rng)

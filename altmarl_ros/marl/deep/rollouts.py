@@ -16,6 +16,7 @@ import numpy as np
 
 from altmarl_ros.marl.deep.envs import PopulationEnv
 from altmarl_ros.marl.evaluation import EvaluationReport, evaluate_by_seed
+from altmarl_ros.marl.population import inverse_cdf_draw
 
 
 @dataclass
@@ -34,13 +35,6 @@ class RandomGlobalPolicy:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.rng.integers(self.num_actions, size=len(obs))
-
-
-def sample_actions(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    """One categorical draw per row of `probs` (last axis), by inverse CDF."""
-    cdf = np.cumsum(probs, axis=-1)
-    u = rng.random(probs.shape[:-1])[..., None]
-    return np.minimum((u >= cdf[..., :-1]).sum(axis=-1), probs.shape[-1] - 1)
 
 
 def rollout_env(env: PopulationEnv, global_policy: Any, local_policy: Any, rng: np.random.Generator, batch: int,
@@ -62,7 +56,7 @@ def rollout_env(env: PopulationEnv, global_policy: Any, local_policy: Any, rng: 
         hits[:, t] = action == env.mode(state)
         if reps is not None:
             probs = agent_policy.probabilities(env.agent_features(state.global_state, reps))
-            reps, agent_reward = env.agents_step(state, reps, sample_actions(rng, probs), rng)
+            reps, agent_reward = env.agents_step(state, reps, inverse_cdf_draw(rng, probs), rng)
             agent_returns += discount * agent_reward
         state, reward = env.step(state, action, prepared, rng)
         returns += discount * reward
