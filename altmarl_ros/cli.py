@@ -206,9 +206,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from altmarl_ros.marl.checkpoint import load_checkpoint
     from altmarl_ros.training import load_trained
 
-    if load_checkpoint(args.run).meta.get("learner") == "deep":
-        return _eval_deep(args)
-    trained = load_trained(args.run)
+    checkpoint = load_checkpoint(args.run)
+    if checkpoint.meta.get("learner") == "deep":
+        return _eval_deep(args, checkpoint)
+    trained = load_trained(args.run, checkpoint=checkpoint)
     game = trained.game if args.n is None else trained.game.with_n(args.n)
     seeds = list(range(args.seeds))
     report = evaluate(game, trained.global_policy, trained.local_policy, seeds, args.rollouts)
@@ -224,7 +225,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result["global_gap_protocol"] = dataclasses.asdict(gap)
         print(f"  global gap (protocol, k_ref={k_ref})  {gap.gap:.3f} ± {gap.ci95:.3f}")
     if trained.meta["task"] == "federated":
-        result["federated_check"] = _federated_check(args)
+        result["federated_check"] = _federated_check(args, trained)
     if args.baselines:
         result["baselines"] = _print_baselines(make_env(trained.meta["task"], {**trained.meta.get("task_overrides", {}),
                                                                                 "n": game.n}),
@@ -251,13 +252,12 @@ def _report_eval(args: argparse.Namespace, meta: dict[str, Any], label: str, k: 
             "rollouts": args.rollouts, "eval_seconds": report.seconds, "ne_gap_at_training": stored}
 
 
-def _federated_check(args: argparse.Namespace) -> dict[str, Any]:
+def _federated_check(args: argparse.Namespace, trained: Any) -> dict[str, Any]:
     """The real numpy federated run of a federated policy pair, against fixed step sizes (tasks/federated_check)."""
     from altmarl_ros.tasks.federated_check import federated_check, format_report
-    from altmarl_ros.training import load_trained
 
     seeds = list(range(args.federated_seeds))
-    report = federated_check(load_trained(args.run), seeds)
+    report = federated_check(trained, seeds)
     print(f"  real federated optimisation, {len(seeds)} seeds (true global loss; lower is better):")
     print("    " + format_report(report).replace("\n", "\n    "))
     return dataclasses.asdict(report)
@@ -277,13 +277,13 @@ def _print_baselines(env, local_policy, k: int, seeds: list[int], rollouts: int)
     return {"random_dispatcher_return": dispatcher.return_mean, "random_return": random.return_mean}
 
 
-def _eval_deep(args: argparse.Namespace) -> int:
+def _eval_deep(args: argparse.Namespace, checkpoint: Any) -> int:
     from altmarl_ros.marl.deep.learners import DeepConfig, DeepLearners
     from altmarl_ros.marl.deep.rollouts import evaluate_env
     from altmarl_ros.tasks import make_env
-    from altmarl_ros.training import load_run
+    from altmarl_ros.training import load_run, load_trained
 
-    run = load_run(args.run)
+    run = load_run(args.run, checkpoint=checkpoint)
     env = run.env if args.n is None else make_env(run.meta["task"], {**run.meta.get("task_overrides", {}),
                                                                         "n": args.n})
     seeds = list(range(args.seeds))
@@ -291,7 +291,7 @@ def _eval_deep(args: argparse.Namespace) -> int:
     result = _report_eval(args, run.meta, f"{run.meta['task']} (deep)", run.k, env.n, env.horizon, report)
     result["learner"] = "deep"
     if run.meta["task"] == "federated":
-        result["federated_check"] = _federated_check(args)
+        result["federated_check"] = _federated_check(args, load_trained(args.run, checkpoint=checkpoint))
     if args.baselines:
         result["baselines"] = _print_baselines(env, run.local_policy, run.k, seeds, args.rollouts)
     if args.gap:

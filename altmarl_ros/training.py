@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from altmarl_ros.marl.alternation import AlternationResult
-from altmarl_ros.marl.checkpoint import CHECKPOINT_NAME, load_checkpoint, resolve_path, save_checkpoint
+from altmarl_ros.marl.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, resolve_path, save_checkpoint
 from altmarl_ros.marl.counts import CountIndex
 from altmarl_ros.marl.errors import AltmarlError, CheckpointError
 from altmarl_ros.marl.game import TabularGame
@@ -60,9 +60,10 @@ def save_result(result: AlternationResult, out_dir: str | Path, task: str, task_
     return path
 
 
-def load_trained(path: str | Path, expect_task: str | None = None, expect_zones: int | None = None) -> TrainedPolicies:
-    """Load a checkpoint and check it against the game its config describes."""
-    checkpoint = load_checkpoint(path)
+def load_trained(path: str | Path, expect_task: str | None = None, expect_zones: int | None = None,
+                 checkpoint: Checkpoint | None = None) -> TrainedPolicies:
+    """Load a checkpoint (or use `checkpoint`, already read from `path`) and check it against its game."""
+    checkpoint = checkpoint or load_checkpoint(path)
     meta = checkpoint.meta
     where = resolve_path(path)
     task = meta.get("task")
@@ -189,17 +190,17 @@ class TabularGlobalActor:
         return self.policy.act(global_state, counts)
 
 
-def load_run(path: str | Path, expect_task: str | None = None) -> TrainedRun:
+def load_run(path: str | Path, expect_task: str | None = None, checkpoint: Checkpoint | None = None) -> TrainedRun:
     """Load a tabular or deep checkpoint; a checkpoint from another task or network shape is a clear error."""
     from altmarl_ros.marl.deep.nets import ActorPolicy, QNetworkPolicy, load_state_dict_arrays
 
-    checkpoint = load_checkpoint(path)
+    checkpoint = checkpoint or load_checkpoint(path)
     meta, where = checkpoint.meta, str(resolve_path(path))
     task = meta.get("task")
     if expect_task is not None and task != expect_task:
         raise CheckpointError(f"{where} was trained on task {task!r}, expected {expect_task!r}")
     if meta.get("learner", "tabular") != "deep":
-        trained = load_trained(path)
+        trained = load_trained(path, checkpoint=checkpoint)
         actor = TabularGlobalActor(trained.global_policy, trained.game.num_global_states)
         return TrainedRun(make_env(task, meta.get("task_overrides", {})), trained.k, actor, trained.local_policy,
                           meta, "tabular")

@@ -117,3 +117,11 @@ def test_federated_eval_runs_the_real_check(tmp_path, capsys):
     assert "fixed eta=1, clients light" in capsys.readouterr().out
     methods = json.loads(report.read_text())["federated_check"]["methods"]
     assert any(m["name"] == "learned" for m in methods)
+
+
+def test_deep_federated_eval_runs_the_real_check_on_the_tabulated_networks(tmp_path, capsys):
+    out = tmp_path / "fed-deep"
+    assert main(["train", "--task", "federated", "--learner", "deep", "--k", "2", "--out", str(out), "--certify",
+                 "none", *DEEP_TINY]) == 0
+    assert main(["eval", str(out), "--seeds", "2", "--rollouts", "3", "--federated-seeds", "1", "-q"]) == 0
+    assert "fixed eta=1, clients light" in capsys.readouterr().out
