@@ -46,6 +46,7 @@ class LaunchConfig:
     checkpoint_out: str = ""  # where the learning coordinator saves its Q table
     liveness_timeout: float = 6.0  # s without a message before a robot is presumed dead
     params_file: str = ""  # a ROS 2 parameters file applied to every node (see config/altmarl.yaml)
+    robot_id: int = -1  # >= 0: one robot_node for this robot (one robot per computer) instead of fleets
 
 
 # the name each executable gives its main node (a fleet process also hosts one node per robot)
@@ -96,7 +97,45 @@ LAUNCH_ARGUMENTS = {
     "cmd_topic": "per-robot command topic, relative to robot_<i>/",
     "zones": "zones of the zone map (0 = from the policy)",
     "params_file": "ROS 2 parameters file for every node (config/altmarl.yaml)",
+    "use_sim_time": "follow /clock (the sim's); false on real robots and for nodes started without the sim",
+    "robot_id": "one robot_node for this robot id (robot.launch.py: one robot per computer); -1 = fleets",
 }
+# input files a relative path may name inside the installed package (e.g. config/world.yaml)
+PACKAGE_FILES = ("world_config", "params_file")
+# paths the nodes get absolute, so that their working directory does not matter
+USER_PATHS = ("policy", "record", "checkpoint_out")
+
+
+def package_share() -> Path | None:
+    """The package's share directory (launch/, config/, urdf/): the ament index, else this source tree."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    except ImportError:
+        pass
+    else:
+        try:
+            return Path(get_package_share_directory(PACKAGE))
+        except (PackageNotFoundError, OSError):  # not installed there; OSError: no AMENT_PREFIX_PATH at all
+            pass
+    source = Path(__file__).resolve().parents[1]
+    return source if (source / "config").is_dir() else None
+
+
+def resolve_paths(config: LaunchConfig) -> LaunchConfig:
+    """Absolute paths for every path of a config; a relative input file is looked up in the working
+    directory, then in the package share (so `world_config:=config/world.yaml` works from anywhere)."""
+    changes = {}
+    for name in PACKAGE_FILES + USER_PATHS:
+        text = getattr(config, name)
+        if not text:
+            continue
+        path = Path(text).expanduser()
+        share = package_share()
+        if (name in PACKAGE_FILES and not path.is_absolute() and not path.exists() and share is not None
+                and (share / path).exists()):
+            path = share / path
+        changes[name] = str(path.absolute())
+    return LaunchConfig(**{**config.__dict__, **changes})
 
 
 def config_from_strings(values: dict[str, str]) -> LaunchConfig:
@@ -140,6 +179,7 @@ def robot_ranges(n: int, robots_per_process: int) -> list[tuple[int, int]]:
 
 
 def validate(config: LaunchConfig) -> None:
+    """Everything that can be checked before a process starts; the error names the value and what is valid."""
     try:
         check_population(config.n, config.k)
     except AltmarlError as exc:
@@ -156,10 +196,20 @@ def validate(config: LaunchConfig) -> None:
         raise LaunchError(f"pose_type must be 'odometry' or 'pose_stamped', got {config.pose_type!r}")
     if not config.speedup > 0:
         raise LaunchError(f"speedup must be > 0, got {config.speedup}")
-    if config.params_file and not Path(config.params_file).is_file():
-        raise LaunchError(f"params_file {config.params_file} does not exist")
-    if config.world_config and not Path(config.world_config).is_file():
-        raise LaunchError(f"world_config file {config.world_config} does not exist")
+    for name in PACKAGE_FILES:
+        path = getattr(config, name)
+        if path and not Path(path).is_file():
+            share = package_share()
+            raise LaunchError(f"{name} file {path} does not exist (a relative path is looked up in the working "
+                              f"directory, then in the package share {share})")
+    if not config.hardware and (config.pose_topic, config.pose_type, config.cmd_topic) != (
+            LaunchConfig.pose_topic, LaunchConfig.pose_type, LaunchConfig.cmd_topic):
+        raise LaunchError("pose_topic, pose_type and cmd_topic are for real robots (hardware:=true): the sim "
+                          "publishes robot_<i>/odom (nav_msgs/Odometry) and takes robot_<i>/cmd_vel")
+    if config.robot_id >= config.n:
+        raise LaunchError(f"robot_id must lie in [0, n) = [0, {config.n}) (or -1 for fleets), got {config.robot_id}")
+    if config.robot_id >= 0 and not config.hardware:
+        raise LaunchError("robot_id (one robot per computer) is for real robots: set hardware:=true")
     from altmarl_ros.training import load_trained
 
     trained = load_trained(config.policy, expect_task="zones", expect_zones=config.zones or None)
@@ -169,6 +219,7 @@ def validate(config: LaunchConfig) -> None:
 
 def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
     """Every node of the system with its parameters; validation errors come before anything starts."""
+    config = resolve_paths(config)
     validate(config)
     common = {"use_sim_time": config.use_sim_time and not config.hardware, "policy": config.policy,
               "n": config.n, "world_config": config.world_config, "seed": config.seed}
@@ -177,13 +228,19 @@ def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
         plan.append(NodeSpec("sim_node", "sim", parameters={**common, "use_sim_time": False,
                                                              "backend": config.backend,
                                                              "speedup": config.speedup}))
-    for index, (first, last) in enumerate(robot_ranges(config.n, config.robots_per_process)):
-        plan.append(NodeSpec("fleet_node", f"fleet_{index}", parameters={
-            **common, "first_robot": first, "last_robot": last, "pose_topic": config.pose_topic,
-            "pose_type": config.pose_type, "cmd_topic": config.cmd_topic}))
+    topics = {"pose_topic": config.pose_topic, "pose_type": config.pose_type, "cmd_topic": config.cmd_topic}
+    if config.robot_id >= 0:
+        plan.append(NodeSpec("robot_node", f"robot_{config.robot_id}_host", parameters={
+            **common, **topics, "robot_id": config.robot_id}))
+    else:
+        for index, (first, last) in enumerate(robot_ranges(config.n, config.robots_per_process)):
+            plan.append(NodeSpec("fleet_node", f"fleet_{index}", parameters={
+                **common, **topics, "first_robot": first, "last_robot": last}))
     plan.append(NodeSpec("coordinator_node", "coordinator", parameters={
         **common, "k": config.k, "learn": config.learn, "decision_steps": config.decision_steps,
-        "liveness_timeout": config.liveness_timeout, "checkpoint_out": config.checkpoint_out}))
+        "liveness_timeout": config.liveness_timeout, "checkpoint_out": config.checkpoint_out,
+        "leader_pose_topic": config.pose_topic, "leader_pose_type": config.pose_type,
+        "leader_cmd_topic": config.cmd_topic}))
     if config.record:
         plan.append(NodeSpec("recorder_node", "recorder", parameters={
             "use_sim_time": common["use_sim_time"], "n": config.n, "output": config.record}))
@@ -192,7 +249,8 @@ def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
     return select_nodes(plan)
 
 
-LISTENERS = ("fleet_node", "recorder_node")  # processes of a plan that subscribe to the coordinator's broadcast
+# processes of a plan that subscribe to the coordinator's broadcast
+LISTENERS = ("fleet_node", "robot_node", "recorder_node")
 
 
 def select_nodes(plan: list[NodeSpec], only: tuple[str, ...] = ()) -> list[NodeSpec]:

@@ -1,4 +1,4 @@
-"""ros2 launch altmarl_ros hardware.launch.py n:=12 k:=4 policy:=runs/zones-k4 world_config:=config/world.yaml
+"""ros2 launch altmarl_ros hardware.launch.py n:=12 k:=4 policy:=/path/to/runs/zones-k4 world_config:=config/world.yaml
        pose_topic:=pose pose_type:=pose_stamped cmd_topic:=cmd_vel
 
 Real robots: no sim node. Each robot's driver publishes its pose under robot_<i>/ (nav_msgs/Odometry,

@@ -74,3 +74,49 @@ def test_coordinator_waits_for_the_listeners_of_its_plan(policy, tmp_path):
     assert coordinator.parameters["expected_listeners"] == 3 + 1  # 3 fleets and the recorder
     alone = select_nodes(plan, ("coordinator_node",))
     assert [s.name for s in alone] == ["coordinator"] and alone[0].parameters["expected_listeners"] == 0
+
+
+def test_relative_input_files_resolve_in_the_package_share_from_any_directory(policy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the source tree: config/world.yaml is not here
+    plan = build_launch_plan(LaunchConfig(n=10, k=4, policy=policy, world_config="config/world.yaml",
+                                          params_file="config/altmarl.yaml", record="rec"))
+    world = Path(plan[0].parameters["world_config"])
+    assert world.is_absolute() and world.read_text() == (ROOT / "config" / "world.yaml").read_text()
+    assert plan[0].params_file.endswith("config/altmarl.yaml") and Path(plan[0].params_file).is_absolute()
+    recorder = next(s for s in plan if s.executable == "recorder_node")
+    assert recorder.parameters["output"] == str(tmp_path / "rec")  # outputs: relative to the caller's directory
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "world.yaml").write_text("world:\n  zone_radius: 1.0\n")  # the caller's file wins
+    plan = build_launch_plan(LaunchConfig(n=10, k=4, policy=policy, world_config="config/world.yaml"))
+    assert plan[0].parameters["world_config"] == str(tmp_path / "config" / "world.yaml")
+    with pytest.raises(LaunchError, match="looked up in the working directory, then in the package share"):
+        build_launch_plan(LaunchConfig(n=10, k=4, policy=policy, world_config="config/nope.yaml"))
+
+
+def test_one_robot_per_computer_and_the_leader_pose_source(policy):
+    plan = build_launch_plan(LaunchConfig(n=10, k=4, policy=policy, hardware=True, robot_id=3, pose_topic="/odom",
+                                          pose_type="pose_stamped", cmd_topic="/cmd_vel"))
+    assert [s.executable for s in plan] == ["robot_node", "coordinator_node"]
+    robot, coordinator = plan
+    assert robot.name == "robot_3_host" and robot.parameters["robot_id"] == 3
+    assert robot.parameters["use_sim_time"] is False and coordinator.parameters["use_sim_time"] is False
+    assert (coordinator.parameters["leader_pose_topic"], coordinator.parameters["leader_pose_type"]) == \
+        ("/odom", "pose_stamped")
+    with pytest.raises(LaunchError, match=r"robot_id must lie in \[0, n\)"):
+        build_launch_plan(LaunchConfig(n=10, k=4, policy=policy, hardware=True, robot_id=10))
+    with pytest.raises(LaunchError, match="robot_id .* is for real robots"):
+        build_launch_plan(LaunchConfig(n=10, k=4, policy=policy, robot_id=2))
+
+
+def test_pose_sources_are_for_hardware_only(policy):
+    with pytest.raises(LaunchError, match="pose_topic, pose_type and cmd_topic are for real robots"):
+        build_launch_plan(LaunchConfig(n=10, k=4, policy=policy, pose_type="pose_stamped"))
+
+
+def test_every_documented_launch_argument_is_declared_by_a_launch_file():
+    """The README's launch arguments are exactly the ones the launch files declare."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"\b([a-z_]+):=", readme))
+    assert documented <= set(LAUNCH_ARGUMENTS), sorted(documented - set(LAUNCH_ARGUMENTS))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import rclpy
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -44,9 +47,64 @@ def matched_publishers(node: Node, subscription) -> int:
         return node.count_publishers(subscription.topic_name)
 
 
-def declare(node: Node, defaults: dict) -> dict:
-    """Declare parameters with defaults (types from the defaults) and return their values."""
-    return {name: node.declare_parameter(name, default).value for name, default in defaults.items()}
+def declare(node: Node, defaults: dict, dynamic: Iterable[str] = (),
+            on_change: Callable[[str, object], str | None] | None = None) -> dict:
+    """Declare parameters with defaults (types from the defaults) and return their values.
+
+    Every parameter is read-only (`ros2 param set` is refused) unless it is in `dynamic`: a node
+    reads most of its parameters once, and a set that reports success but changes nothing misleads
+    an operator. A dynamic change is passed to `on_change(name, value)`, which applies it and
+    returns None, or returns why the value is refused.
+    """
+    dynamic = set(dynamic)
+    values = {name: node.declare_parameter(name, default, ParameterDescriptor(read_only=name not in dynamic)).value
+              for name, default in defaults.items()}
+    if dynamic and on_change is not None:
+        def apply(parameters) -> SetParametersResult:
+            for parameter in parameters:
+                if parameter.name not in dynamic:
+                    continue  # declaration-time overrides and rclpy's own parameters
+                expected = type(defaults[parameter.name])
+                value = parameter.value
+                if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                    value = float(value)
+                if type(value) is not expected:
+                    return SetParametersResult(successful=False,
+                                               reason=f"{parameter.name} must be a {expected.__name__}")
+                reason = on_change(parameter.name, value)
+                if reason:
+                    return SetParametersResult(successful=False, reason=reason)
+                values[parameter.name] = value
+            return SetParametersResult(successful=True)
+
+        node.add_on_set_parameters_callback(apply)
+    return values
+
+
+def wall_timer(node: Node, period: float, callback: Callable[[], None]):
+    """A timer on the steady clock: it fires even while a sim-time clock has not started."""
+    return node.create_timer(period, callback, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+
+def warn_without_clock(node: Node, after: float = 5.0) -> None:
+    """Say once, after `after` wall seconds, that use_sim_time is on but no /clock has arrived.
+
+    With use_sim_time and no /clock every ROS timer of the node stands still, silently; a node
+    started on hardware or alone (without the sim) needs use_sim_time:=false.
+    """
+    if not node.get_parameter("use_sim_time").value:
+        return
+    timer = None
+
+    def check() -> None:
+        timer.cancel()
+        if node.get_clock().now().nanoseconds == 0:
+            node.get_logger().warning(
+                f"use_sim_time is true but nothing arrived on /clock in {after:.0f} s: this node waits for "
+                "simulated time. Start the sim node, or pass use_sim_time:=false (real robots, a base station "
+                "without the sim).")
+
+    timer = wall_timer(node, after, check)
 
 
 def load_world(path: str, zones: int, **overrides) -> WorldConfig:
@@ -81,6 +139,9 @@ def run(make_nodes: Callable[[], list[Node]], args: list[str] | None = None) -> 
         print(f"error: {exc}", file=sys.stderr)
         code = 2
     finally:
+        # a second Ctrl-C (a terminal and `ros2 launch` both signal the group) must not cut the teardown
+        # short: it takes milliseconds, and SIGTERM / SIGKILL still stop a process that hangs in it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for node in nodes:
             close = getattr(node, "close", None)
             if close is not None:

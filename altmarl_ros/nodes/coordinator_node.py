@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import Point, Twist
+from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, String
@@ -25,9 +25,18 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from altmarl_ros.agents.coordinator import Coordinator
 from altmarl_ros.marl.checkpoint import CHECKPOINT_NAME, load_checkpoint, resolve_path, save_checkpoint
+from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.glearn import OnlineGLearner
 from altmarl_ros.nodes import topics
-from altmarl_ros.nodes.common import declare, load_policy, load_world, matched_publishers, run
+from altmarl_ros.nodes.common import (
+    declare,
+    load_policy,
+    load_world,
+    matched_publishers,
+    run,
+    wall_timer,
+    warn_without_clock,
+)
 from altmarl_ros.nodes.sim_node import ZONE_COLOURS
 from altmarl_ros.sim.config import zone_centres, zone_of
 from altmarl_ros.sim.controller import GoToController
@@ -35,13 +44,19 @@ from altmarl_ros.sim.controller import GoToController
 DEFAULTS = {"policy": "", "n": 20, "k": 4, "world_config": "", "seed": 0, "learn": False, "epsilon": 0.1,
             "learning_rate": 0.0, "decision_steps": 0, "checkpoint_out": "", "save_every": 20,
             "reply_timeout": 1.5, "max_missed": 3, "liveness_timeout": 6.0, "startup_timeout": 20.0, "tick": 0.05,
-            "expected_listeners": 0}
+            "expected_listeners": 0, "leader_pose_topic": "odom", "leader_pose_type": "odometry",
+            "leader_cmd_topic": "cmd_vel"}
+# what `ros2 param set` may change while the node runs; every other parameter is read-only
+DYNAMIC = ("epsilon", "learning_rate", "reply_timeout", "max_missed", "liveness_timeout", "save_every")
+WAITING_WARNING_PERIOD = 10.0  # wall seconds between "still waiting for ..." lines before the first step
 
 
 class CoordinatorNode(Node):
     def __init__(self) -> None:
         super().__init__("coordinator")
-        p = self.params = declare(self, DEFAULTS)
+        p = self.params = declare(self, DEFAULTS, DYNAMIC, self._on_parameter)
+        if p["leader_pose_type"] not in ("odometry", "pose_stamped"):
+            raise AltmarlError(f"leader_pose_type must be 'odometry' or 'pose_stamped', got {p['leader_pose_type']!r}")
         trained = load_policy(p["policy"])
         self.trained = trained
         self.world = load_world(p["world_config"], trained.game.num_local_states)
@@ -78,23 +93,67 @@ class CoordinatorNode(Node):
 
         self.request_pub = self.create_publisher(Int32MultiArray, topics.SAMPLE_REQUEST, 50)
         self.global_pub = self.create_publisher(Int32MultiArray, topics.GLOBAL, 50)
-        self.leader_cmd_pub = self.create_publisher(Twist, f"/{topics.LEADER}/cmd_vel", 10)
+        self.leader_cmd_pub = self.create_publisher(Twist, f"/{topics.LEADER}/{p['leader_cmd_topic'].lstrip('/')}",
+                                                    10)
         self.stats_pub = self.create_publisher(String, topics.STATS, 10)
         self.marker_pub = self.create_publisher(MarkerArray, topics.MARKERS, 10)
         self.sample_sub = self.create_subscription(Float64MultiArray, topics.SAMPLES, self._on_sample, 200)
         self.create_subscription(Int32, topics.HEARTBEAT,
                                  lambda m: self.coordinator.heard_from(int(m.data), self._now()), 100)
-        self.create_subscription(Odometry, f"/{topics.LEADER}/odom", self._on_leader_odom, 10)
+        self.leader_pose_topic = f"/{topics.LEADER}/{p['leader_pose_topic'].lstrip('/')}"
+        if p["leader_pose_type"] == "pose_stamped":
+            self.create_subscription(PoseStamped, self.leader_pose_topic,
+                                     lambda m: self._on_leader_pose(m.pose), 10)
+        else:
+            self.create_subscription(Odometry, self.leader_pose_topic, lambda m: self._on_leader_pose(m.pose.pose), 10)
         self.create_timer(p["tick"], self._tick)
+        warn_without_clock(self)
+        self.waiting_timer = wall_timer(self, WAITING_WARNING_PERIOD, self._say_what_it_waits_for)
         self.get_logger().info(f"coordinator: n={p['n']}, k={p['k']}, decision every {self.world.decision_period}s, "
                                f"learning {'on' if learner else 'off'}")
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _on_parameter(self, name: str, value) -> str | None:
+        """Apply a `ros2 param set` of one of DYNAMIC; a refusal says what is valid."""
+        if name == "epsilon" and not 0.0 <= value <= 1.0:
+            return "epsilon must lie in [0, 1]"
+        if name == "learning_rate" and not 0.0 <= value <= 1.0:
+            return "learning_rate must lie in [0, 1] (0: 1/(1+visits)^0.8)"
+        if name in ("reply_timeout", "liveness_timeout") and not value > 0:
+            return f"{name} must be > 0 seconds"
+        if name in ("max_missed", "save_every") and value < 1:
+            return f"{name} must be >= 1"
+        learner = self.coordinator.learner if hasattr(self, "coordinator") else None
+        if name == "epsilon" and learner is not None:
+            learner.epsilon = value
+        elif name == "learning_rate" and learner is not None:
+            learner.learning_rate = value or None
+        elif name in ("max_missed", "liveness_timeout") and hasattr(self, "coordinator"):
+            setattr(self.coordinator, name, value)
+        self.get_logger().info(f"parameter {name} set to {value}")
+        return None
+
+    def _say_what_it_waits_for(self) -> None:
+        """Before the first step, name what is missing, so a silent graph is not a mystery."""
+        if self.next_decision is not None:
+            self.waiting_timer.cancel()
+            return
+        if self.leader_pose is None:
+            self.get_logger().warning(
+                f"waiting for the leader's pose on {self.leader_pose_topic} ({self.params['leader_pose_type']}): no "
+                "decision step starts without it (the leader's zone is the global state). Publish it (the sim "
+                "does; on hardware the leader's driver or motion capture), or remap leader_pose_topic.")
+        else:
+            known = len(self.coordinator.alive())
+            self.get_logger().warning(
+                f"waiting for robots: {known} of the k={self.coordinator.k} needed have announced themselves on "
+                f"{topics.HEARTBEAT} (robots announce once they have a pose and see this coordinator)")
+
     # --- leader ------------------------------------------------------------------------------
-    def _on_leader_odom(self, msg: Odometry) -> None:
-        p, o = msg.pose.pose.position, msg.pose.pose.orientation
+    def _on_leader_pose(self, pose) -> None:
+        p, o = pose.position, pose.orientation
         self.leader_pose = np.array([p.x, p.y, topics.yaw_from_quaternion(o.z, o.w, o.x, o.y)])
         now = self._now()
         if self.leader_target is None or now - self.last_leader_cmd < 0.999 * self.world.control_dt:
@@ -177,9 +236,13 @@ class CoordinatorNode(Node):
         if decision.k_effective < len(self.asked):
             self.get_logger().info(f"step {decision.step}: {decision.k_effective}/{len(self.asked)} replies in time")
         dead = self.coordinator.dead()
-        if len(dead):
-            self.get_logger().warning(f"robots presumed dead (not sampled): {dead.tolist()}",
+        silent = dead[~np.isnan(self.coordinator.last_heard[dead])]
+        if len(silent):
+            self.get_logger().warning(f"robots presumed dead (not sampled): {silent.tolist()}",
                                       throttle_duration_sec=10.0)
+        if len(silent) < len(dead):
+            self.get_logger().info(f"{len(dead) - len(silent)} robots not heard from yet (not sampled)",
+                                   throttle_duration_sec=30.0)
         if self.coordinator.learner is not None and decision.step % self.params["save_every"] == 0:
             self.save()
         steps = self.params["decision_steps"]

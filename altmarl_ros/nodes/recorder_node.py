@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import rclpy.logging
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -98,7 +99,7 @@ class RecorderNode(Node):
             raise RecordingError(f"reliability must be one of {sorted(RELIABILITY)}, got {p['reliability']!r}")
         if p["depth"] < 1:
             raise RecordingError(f"depth must be >= 1, got {p['depth']}")
-        specs = self.declare_parameter("topics", default_topics(p["n"])).value
+        specs = self.declare_parameter("topics", default_topics(p["n"]), ParameterDescriptor(read_only=True)).value
 
         self._topics: dict[str, str] = {}  # resolved name -> type
         for spec in specs:

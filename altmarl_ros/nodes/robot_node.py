@@ -1,6 +1,6 @@
 """robot_node: one robot's local agent on ROS 2 topics; fleet_node: many of them in one process.
 
-Per robot (namespace robot_<i>, node robot_<i>_agent): pose in from
+Per robot (namespace robot_<i>; node `robot_<i>_agent`, in a fleet the hidden `_robot_<i>_agent`): pose in from
 `pose_topic` (nav_msgs/Odometry, or geometry_msgs/PoseStamped from motion
 capture), `cmd_topic` out at the control rate (gated on the pose messages'
 stamps), its decision out each step. The process's host node (`fleet`, or
@@ -19,8 +19,11 @@ incompatible-QoS warnings), and their clocks follow the host's time source (one
 robot at three DDS endpoints (pose, cmd, decision) plus its parameter-events
 publisher and one entry in the executor's wait set, which bounds the cost of
 discovery, of every executor wait and of a clean shutdown with many robots per
-process. The single-robot executable
-(hardware: one robot per process) keeps a full node.
+process. Their names start with `_`, so they are hidden nodes: `ros2 node list`
+and `ros2 param list` show the fleet's host node, which holds the parameters
+(`ros2 node list -a` shows them all); a tool that asked each robot node for its
+parameters would wait seconds per node for services they do not have. The
+single-robot executable (hardware: one robot per computer) keeps a full node.
 """
 
 from __future__ import annotations
@@ -43,9 +46,12 @@ from altmarl_ros.nodes.common import (
     load_world,
     matched_publishers,
     run,
+    wall_timer,
+    warn_without_clock,
 )
 
 RELIABLE_DEPTH = 50
+STATUS_PERIOD = 10.0  # wall seconds between a host's "still waiting for ..." lines
 HEARTBEAT_SLICES = 10  # a host spreads its robots' heartbeats over this many ticks per period
 
 LEAN_NODE = {"start_parameter_services": False, "enable_rosout": False,
@@ -60,7 +66,8 @@ def _seconds(stamp) -> float:
 class RobotNode(Node):
     def __init__(self, robot_id: int, params: dict, host: RobotHost, trained=None, world=None,
                  lean: bool = True) -> None:
-        super().__init__(f"robot_{robot_id}_agent", namespace=topics.robot_namespace(robot_id),
+        super().__init__(f"_robot_{robot_id}_agent" if lean else f"robot_{robot_id}_agent",
+                         namespace=topics.robot_namespace(robot_id),
                          **(LEAN_NODE if lean else {}))
         trained = trained or load_policy(params["policy"])
         world = world or load_world(params["world_config"], trained.game.num_local_states)
@@ -75,6 +82,7 @@ class RobotNode(Node):
             pub, sub = {"event_callbacks": QUIET_PUB}, {"event_callbacks": QUIET_SUB}
         self.control_dt = world.control_dt
         self.last_cmd: float | None = None
+        self.pose_topic = self.resolve_topic_name(params["pose_topic"])
         if params["pose_type"] == "pose_stamped":
             self.create_subscription(PoseStamped, params["pose_topic"], self._on_pose_stamped, 10, **sub)
         else:
@@ -141,9 +149,9 @@ FLEET_DEFAULTS = {"policy": "", "n": 20, "world_config": "", "seed": 0, "first_r
 class RobotHost(Node):
     """The process's main node: parameters, the coordinator traffic of the robots it hosts, heartbeats."""
 
-    def __init__(self, name: str = "fleet") -> None:
+    def __init__(self, name: str = "fleet", extra: dict | None = None) -> None:
         super().__init__(name)
-        self.values = declare(self, FLEET_DEFAULTS)
+        self.values = declare(self, {**FLEET_DEFAULTS, **(extra or {})})
         self.robots: dict[int, RobotNode] = {}
         self.sample_pub = self.create_publisher(Float64MultiArray, topics.SAMPLES, RELIABLE_DEPTH)
         self.heartbeat_pub = self.create_publisher(Int32, topics.HEARTBEAT, 10 * RELIABLE_DEPTH)
@@ -151,7 +159,30 @@ class RobotHost(Node):
         self.request_sub = self.create_subscription(Int32MultiArray, topics.SAMPLE_REQUEST, self._on_request,
                                                     RELIABLE_DEPTH)
         self.tick = 0
+        self.heard_coordinator = False
         self.create_timer(self.values["heartbeat_period"] / HEARTBEAT_SLICES, self._heartbeats)
+        warn_without_clock(self)
+        wall_timer(self, STATUS_PERIOD, self._say_what_it_waits_for)
+
+    def _say_what_it_waits_for(self) -> None:
+        """Name what keeps its robots from acting (no pose, no coordinator, no broadcast yet), throttled."""
+        if not self.robots:
+            return
+        without_pose = [i for i, robot in self.robots.items() if robot.agent.pose is None]
+        if without_pose:
+            first = self.robots[without_pose[0]]
+            topic = first.pose_topic
+            self.get_logger().warning(
+                f"{len(without_pose)} of {len(self.robots)} robots have no pose yet (e.g. robot {without_pose[0]} "
+                f"on {topic}, {self.values['pose_type']}): they publish nothing until their driver, motion "
+                "capture or the sim publishes it")
+        if not self.connected():
+            self.get_logger().warning(
+                f"not matched with a coordinator yet (no publisher on {topics.SAMPLE_REQUEST} / {topics.GLOBAL}, "
+                f"or no subscriber on {topics.SAMPLES}): the robots stand still (zero commands) until one runs "
+                "on this ROS_DOMAIN_ID")
+        elif not self.heard_coordinator:
+            self.get_logger().info(f"matched with a coordinator; waiting for its first broadcast on {topics.GLOBAL}")
 
     def add(self, robot: RobotNode) -> RobotNode:
         self.robots[robot.robot_id] = robot
@@ -185,6 +216,7 @@ class RobotHost(Node):
             self.get_logger().warning(f"malformed {topics.GLOBAL} message {list(msg.data)}", throttle_duration_sec=5.0)
             return
         step, global_state, _ = (int(v) for v in msg.data)
+        self.heard_coordinator = True
         for robot in self.robots.values():
             robot.on_global(step, global_state)
 
@@ -215,8 +247,8 @@ def make_fleet() -> list[Node]:
 
 
 def make_robot() -> list[Node]:
-    host = RobotHost("robot")
-    robot_id = host.declare_parameter("robot_id", 0).value
+    host = RobotHost("robot", extra={"robot_id": 0})
+    robot_id = host.values["robot_id"]
     robot = host.add(RobotNode(robot_id, host.values, host, lean=False))
     return [host, robot]
 
