@@ -452,6 +452,33 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- render (self-contained: its parser and handler only) -----------------------------------
+
+def _add_render_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("render", parents=[common], help="draw a recording's RViz markers to a PNG",
+                       description="Replay the /altmarl/markers stream of an MCAP recording as RViz's MarkerArray "
+                       "display does and draw it top-down in the world frame (zones, robots, leader, sampled "
+                       "robots, status text), as the TopDownOrtho view of config/altmarl.rviz shows it.")
+    p.add_argument("recording", type=Path, help="the --record directory of altmarl sim, or its run.mcap")
+    p.add_argument("--png", type=Path, required=True, help="the PNG to write")
+    p.add_argument("--time", type=float, help="markers' clock in seconds (simulated seconds for altmarl sim); "
+                   "default: the end, the latest marker of each (ns, id)")
+    p.add_argument("--size", type=int, default=800, help="width and height of the PNG in pixels (default 800)")
+    p.set_defaults(func=cmd_render)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from altmarl_ros.viz_render import render_markers_png
+
+    if args.size < 100:
+        raise AltmarlError(f"--size must be at least 100 pixels, got {args.size}")
+    picture = render_markers_png(args.recording, args.png, time=args.time, size=(args.size, args.size))
+    step = "" if picture.step is None else f", decision step {picture.step}"
+    drawn = ", ".join(f"{ns} {count}" for ns, count in sorted(picture.namespaces.items()))
+    print(f"wrote {picture.path}: markers at t = {picture.time:.2f} s{step} ({drawn})")
+    return 0
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -534,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_int_list, help="training seeds for --learner deep, e.g. 0,1,2 (default: --seed)")
     _add_alternation_args(p)
     p.set_defaults(func=cmd_sweep)
+    _add_render_parser(sub, common)
     return parser
 
 
