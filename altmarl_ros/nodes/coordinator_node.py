@@ -274,6 +274,8 @@ class CoordinatorNode(Node):
         sampled.scale.x = sampled.scale.y = sampled.scale.z = 0.3
         sampled.color.a = 0.6
         sampled.points = [Point(x=float(x), y=float(y), z=0.2) for x, y in self.sampled_positions.values()]
+        if not sampled.points:
+            sampled.action = Marker.DELETE  # nothing sampled: remove last step's rings (an empty list is invalid)
         markers.append(sampled)
         text = marker("status", 0, Marker.TEXT_VIEW_FACING)
         text.pose.position.z = 1.5
