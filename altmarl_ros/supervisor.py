@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,15 +31,24 @@ class Child:
     reported: bool = False
 
 
+def python_command(spec: NodeSpec) -> list[str]:
+    """A node of the plan in this interpreter (this process's rclpy and ROS 2)."""
+    return [sys.executable, "-m", MODULES[spec.executable], *spec.ros_args()]
+
+
 class Supervisor:
-    def __init__(self, plan: list[NodeSpec], log_dir: str | Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, plan: list[NodeSpec], log_dir: str | Path, env: dict[str, str] | None = None,
+                 command: Callable[[NodeSpec], list[str]] = python_command) -> None:
+        """`command` turns a node into a command line: another one runs nodes elsewhere (another ROS 2
+        distribution, a network namespace)."""
         self.plan = plan
         self.log_dir = Path(log_dir)
         self.env = dict(os.environ if env is None else env)
         self.children: list[Child] = []
+        self._command = command
 
     def command(self, spec: NodeSpec) -> list[str]:
-        return [sys.executable, "-m", MODULES[spec.executable], *spec.ros_args()]
+        return self._command(spec)
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from altmarl_ros.launch_plan import LaunchConfig, build_launch_plan
+from altmarl_ros.launch_plan import LaunchConfig, NodeSpec, build_launch_plan
 from altmarl_ros.marl.errors import AltmarlError
-from altmarl_ros.supervisor import Supervisor
+from altmarl_ros.supervisor import Supervisor, python_command
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,11 @@ def stop_grace(config: LaunchConfig) -> float:
 
 
 def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
-               on_step: Callable[[int, Supervisor], None] | None = None, progress: bool = False) -> SystemRun:
-    """Start every node of the plan, watch until the coordinator finishes (decision_steps) or `timeout`."""
+               on_step: Callable[[int, Supervisor], None] | None = None, progress: bool = False,
+               command: Callable[[NodeSpec], list[str]] = python_command) -> SystemRun:
+    """Start every node of the plan, watch until the coordinator finishes (decision_steps) or `timeout`.
+
+    `command` makes a node's command line (default: this interpreter); see Supervisor."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -49,7 +52,7 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
     plan = build_launch_plan(config)  # validates before anything starts
     trained = load_policy(config.policy)
     world = load_world(config.world_config, trained.game.num_local_states)
-    supervisor = Supervisor(plan, log_dir)
+    supervisor = Supervisor(plan, log_dir, command=command)
     rclpy.init(args=[])
     monitor = MonitorNode(config.n, world)
     executor = SingleThreadedExecutor()
