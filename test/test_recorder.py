@@ -346,3 +346,39 @@ def test_recorder_node_records_what_is_published(context, tmp_path):
     assert [(q.reliability.name, q.durability.name) for q in qos["/altmarl/heartbeat"]] == [
         ("RELIABLE", "TRANSIENT_LOCAL")]
     assert [(q.reliability.name, q.durability.name) for q in qos["/robot_1/cmd_vel"]] == [("RELIABLE", "VOLATILE")]
+
+
+def test_ctrl_c_in_the_middle_of_a_flood_leaves_a_readable_recording(context, tmp_path):
+    """SIGINT lands while the recorder is writing: the file must still be whole (every chunk readable).
+
+    A KeyboardInterrupt raised inside the write callback would leave a half-written record in the
+    chunk being built; the nodes' SIGINT handling stops the executor instead (nodes.common.run)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    node = rclpy.create_node("recorder_flood_publisher", context=context)
+    odom = node.create_publisher(Odometry, "/robot_0/odom", QoSProfile(depth=1000))
+    try:
+        for attempt in range(3):
+            out, log = tmp_path / f"out{attempt}", tmp_path / f"recorder{attempt}.log"
+            with open(log, "w") as log_handle:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "altmarl_ros.nodes.recorder_node", "--ros-args", "-p", f"output:={out}",
+                     "-p", "n:=1", "-p", "use_sim_time:=false", "-p", "flush_period:=0.05"],
+                    cwd=REPO, env=env, stdout=log_handle, stderr=subprocess.STDOUT)
+            _wait(lambda: odom.get_subscription_count() >= 1, 20.0, "the recorder's subscription", proc, log)
+            msg = Odometry()
+            end = time.monotonic() + 1.0 + 0.3 * attempt
+            while time.monotonic() < end:
+                msg.pose.pose.position.x += 1.0
+                odom.publish(msg)
+            proc.send_signal(signal.SIGINT)  # while messages are still arriving
+            for _ in range(2000):
+                odom.publish(msg)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                pytest.fail(f"recorder did not exit within 20 s of SIGINT:\n{log.read_text()}")
+            assert proc.returncode == 0, log.read_text()
+            assert read_counts(out / "run.mcap")["/robot_0/odom"] > 0  # reads every message, checks each chunk
+    finally:
+        node.destroy_node()

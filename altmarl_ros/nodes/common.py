@@ -118,8 +118,23 @@ def load_policy(path: str, zones: int | None = None) -> TrainedPolicies:
     return load_trained(path, expect_task="zones", expect_zones=zones)
 
 
+_phase = {"now": "starting"}  # starting | spinning | stopping: what a SIGINT means in this process
+
+
+def _on_sigint(signum, frame) -> None:
+    if _phase["now"] == "starting":
+        raise KeyboardInterrupt  # nothing runs yet: stop at once
+    # spinning: rclpy's handler, which called this one, has shut the context down and the executor returns;
+    # stopping: the teardown takes milliseconds and runs to its end (SIGTERM / SIGKILL still stop a hang)
+
+
 def run(make_nodes: Callable[[], list[Node]], args: list[str] | None = None) -> int:
     """rclpy.init, build the nodes, spin one executor until Ctrl-C / SIGTERM, then shut down cleanly."""
+    # Ctrl-C stops the executor through rclpy's own handler (it shuts the context down, then calls the
+    # handler installed before it). Once nodes spin, that earlier handler must not raise KeyboardInterrupt:
+    # raised between any two bytecodes, it can cut a callback in half (a recorder's half-written MCAP
+    # record) or the teardown (a terminal and `ros2 launch` may both send SIGINT).
+    signal.signal(signal.SIGINT, _on_sigint)
     rclpy.init(args=args if args is not None else sys.argv)
     nodes: list[Node] = []
     code = 0
@@ -128,6 +143,7 @@ def run(make_nodes: Callable[[], list[Node]], args: list[str] | None = None) -> 
         executor = SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)
+        _phase["now"] = "spinning"
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -139,9 +155,7 @@ def run(make_nodes: Callable[[], list[Node]], args: list[str] | None = None) -> 
         print(f"error: {exc}", file=sys.stderr)
         code = 2
     finally:
-        # a second Ctrl-C (a terminal and `ros2 launch` both signal the group) must not cut the teardown
-        # short: it takes milliseconds, and SIGTERM / SIGKILL still stop a process that hangs in it
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _phase["now"] = "stopping"
         for node in nodes:
             close = getattr(node, "close", None)
             if close is not None:
