@@ -64,7 +64,7 @@ def test_dropped_replies_lower_k_effective_and_dead_robots_stop_being_asked():
             assert decision.k_effective == 3
             assert decision.counts.sum() == 4  # rescaled to the k the policy was trained for
     assert silent in coordinator.dead()
-    # once dead it is never asked again; after its heartbeat it is asked again
+    # once dead it is never asked again; a heartbeat does not clear its missed requests, an answer does
     for _ in range(50):
         step, ids = coordinator.begin_step(0)
         assert silent not in ids
@@ -72,7 +72,39 @@ def test_dropped_replies_lower_k_effective_and_dead_robots_stop_being_asked():
             coordinator.on_reply(step, int(robot), 3)
         coordinator.finish_step()
     coordinator.heard_from(silent)
-    assert silent in coordinator.alive()
+    assert silent in coordinator.dead()
+    coordinator.on_reply(step, silent, 3)  # a late reply: rejected, but it shows the robot answers
+    assert silent in coordinator.alive() and coordinator.stats.rejected >= 1
+
+
+def test_a_robot_that_only_sends_heartbeats_is_dead_after_max_missed_and_back_after_a_silence():
+    game = make_game("zones", {"n": 20})
+    coordinator = Coordinator(game, 4, GlobalPolicy.constant(game, 4), uniform_local_policy(game),
+                              np.random.default_rng(3), max_missed=2, liveness_timeout=5.0)
+    now, mute = 0.0, 7
+    while coordinator.missed[mute] < 2:  # robot 7 heartbeats every step but never answers
+        now += 1.0
+        step, ids = coordinator.begin_step(0, now=now)
+        for robot in range(20):
+            coordinator.heard_from(robot, now=now)
+        for robot in ids:
+            if robot != mute:
+                coordinator.on_reply(step, int(robot), 1, now=now)
+        coordinator.finish_step()
+    assert coordinator.dead().tolist() == [mute]
+    coordinator.heard_from(mute, now=now + 1.0)  # heartbeats do not revive it
+    assert mute in coordinator.dead()
+    coordinator.heard_from(mute, now=now + 7.0)  # back after more than liveness_timeout of silence
+    assert mute in coordinator.alive()
+
+
+def test_replies_of_another_session_are_rejected():
+    game = make_game("zones", {"n": 20})
+    coordinator = Coordinator(game, 4, GlobalPolicy.constant(game, 4), uniform_local_policy(game),
+                              np.random.default_rng(0), session=77)
+    step, ids = coordinator.begin_step(0)
+    assert not coordinator.on_reply(step, int(ids[0]), 1, session=76)
+    assert coordinator.on_reply(step, int(ids[0]), 1, session=77)
 
 
 def test_no_replies_keeps_the_last_action_and_steps_on():
@@ -120,7 +152,6 @@ def test_robot_agent_picks_a_zone_and_drives_to_its_slot():
     assert abs(linear) <= world.max_linear and abs(angular) <= world.max_angular
     assert agent.sample_reply(1, np.array([3, 5])) == (1, 3, 2)
     assert agent.sample_reply(1, np.array([4])) is None
-    assert agent.on_global(1, 0) is None  # one decision per step
     with pytest.raises(GameValidationError, match="NaN"):
         agent.on_pose(float("nan"), 0.0, 0.0)
 
@@ -156,3 +187,43 @@ def test_tf_allow_list():
     for bad, message in (("7", "outside 0..4"), ("robot", "not 'leader'"), ("3-1", "outside")):
         with pytest.raises(AltmarlError, match=message):
             parse_tf_bodies(bad, 5)
+
+
+def test_robots_follow_a_restarted_coordinator_and_no_forged_step_stops_them():
+    from altmarl_ros.nodes.topics import SessionFollower
+
+    follower = SessionFollower(window=16)
+    assert [follower.accept(5, step) for step in (1, 2, 2, 3)] == [True, True, False, True]  # a duplicate
+    assert follower.accept(9, 1)  # a restarted coordinator (new session) is followed from its first step
+    assert not follower.accept(9, 1) and follower.accept(9, 2)
+    assert follower.accept(9, 2**31 - 1)  # a forged step far ahead ...
+    assert follower.accept(9, 3)  # ... costs that one message: the real sequence is followed again
+    assert not follower.accept(9, 3) and follower.accept(9, 4)
+    assert (follower.switches, follower.resets, follower.dropped) == (2, 1, 3)
+
+
+@pytest.mark.parametrize("data, message", [
+    ([1, 2, 3], "length 3"), ([0, 1, 2, 3], "session 0 outside"), ([1, 1.5, 0, 0], "step is not an integer"),
+    ([1, 1, 5, 0], "global state 5 outside"), ([1, 1, 0, -1], "global action -1 outside"),
+])
+def test_a_malformed_broadcast_is_refused_without_echoing_it(data, message):
+    from altmarl_ros.nodes.topics import MessageError, parse_global
+
+    with pytest.raises(MessageError, match=message) as info:
+        parse_global(data, 5, 5)
+    assert str(data) not in str(info.value)
+
+
+def test_sample_and_request_parsing():
+    from altmarl_ros.nodes.topics import MessageError, parse_request, parse_sample, sample_data
+
+    assert parse_sample(sample_data(7, 3, 2, 4, 0.5, -1.0), 10, 5) == (7, 3, 2, 4, 0.5, -1.0)
+    for bad, message in (([7, 3, 2, 2.5, 0, 0], "zone is not an integer"), ([7, 3, 12, 1, 0, 0], "robot id 12"),
+                         ([7, 3, 2, 1, float("nan"), 0], "not finite"), ([7, 3, 2, 1, 0], "length 5")):
+        with pytest.raises(MessageError, match=message):
+            parse_sample(bad, 10, 5)
+    assert parse_request([7, 3, 0, 9], 10) == (7, 3, [0, 9])
+    with pytest.raises(MessageError, match="at most 10 ids"):
+        parse_request([7, 3, *range(11)], 10)  # longer than n: refused on its length alone
+    with pytest.raises(MessageError, match="outside"):
+        parse_request([7, 3, 10], 10)

@@ -98,7 +98,7 @@ def test_coordinator_gets_exactly_k_uniform_replies_and_robots_follow_their_poli
         counts = Counter(connection.topic for connection, _, _ in reader.messages())
         samples = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages()
                    if c.topic == "/altmarl/samples"]
-    assert all(len(m.data) == 5 and 0 <= m.data[2] < 5 for m in samples)  # [step, id, zone, x, y]
+    assert all(len(m.data) == 6 and 0 <= m.data[3] < 5 for m in samples)  # [session, step, id, zone, x, y]
     steps = 32  # decision_steps: the coordinator's last broadcast may reach the recorder but not the monitor
     # the recorder may join a step late and is stopped as soon as the coordinator exits: 2 steps of slack
     assert steps - 2 <= counts["/altmarl/sample_request"] <= steps and steps - 2 <= counts["/altmarl/global"] <= steps
@@ -208,8 +208,22 @@ def test_a_fleet_host_forwards_requests_and_gates_commands_on_pose_stamps(policy
             r.cmd_pub.publish = lambda msg, r=r: cmds.append(r.robot_id)
         for r in robots[:-1]:  # robot 9 has no pose yet: it cannot answer
             r._on_pose(0.0, 0.0, 0.0, 10.0)
-        host._on_request(Int32MultiArray(data=[3, 1, 6, 9, 6, 8, 15]))
-        assert sorted(int(m.data[1]) for m in samples) == [6, 8] and all(m.data[0] == 3 for m in samples)
+        host._on_request(Int32MultiArray(data=[7, 3, 1, 6, 9, 6, 8, 15]))  # [session, step, ids...]
+        assert sorted(int(m.data[2]) for m in samples) == [6, 8]
+        assert all(m.data[0] == 7 and m.data[1] == 3 for m in samples)
+        samples.clear()
+        host._on_request(Int32MultiArray(data=[7, 4, *range(21)]))  # more ids than robots: dropped unread
+        host._on_request(Int32MultiArray(data=[7, 4, 6, 99]))  # an id outside [0, n): dropped
+        assert samples == [] and host.malformed == 2
+        # broadcasts: each new step of the followed session once; a forged step far ahead costs one message
+        decisions = []
+        for r in robots:
+            r.decision_pub.publish = lambda msg, r=r: decisions.append((r.robot_id, msg.data[0]))
+        for data in ([7, 1, 0, 0], [7, 1, 0, 0], [7, 2**31 - 1, 0, 0], [7, 2, 0, 0], [9, 1, 0, 0], [9, 1, 0, 9]):
+            host._on_global(Int32MultiArray(data=data))
+        steps = [step for robot, step in decisions if robot == 5]
+        assert steps == [1, 2**31 - 1, 2, 1]  # the duplicate and the bad action (9) were dropped
+        assert host.follower.dropped == 1 and host.malformed == 3 and host.follower.session == 9
         cmds.clear()
         assert robots[0].control_dt == pytest.approx(0.1)
         sent = []
@@ -252,3 +266,44 @@ def test_a_fleet_of_125_robots_stops_cleanly_on_sigint(policy, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_robot_stops_by_itself_when_its_pose_or_its_coordinator_falls_silent(policy):
+    """On hardware a base keeps its last command: a robot publishes zero velocity instead, and says so once."""
+    from std_msgs.msg import Int32MultiArray
+
+    from altmarl_ros.nodes import robot_node
+
+    out, world, _ = policy
+    rclpy.init(args=["robot", "--ros-args", "-p", f"policy:={out}", "-p", f"world_config:={world}", "-p", "n:=20",
+                     "-p", "robot_id:=4", "-p", "pose_timeout:=0.5", "-p", "coordinator_timeout:=2.0"])
+    try:
+        host, robot = robot_node.make_robot()
+        cmds = []
+        robot.cmd_pub.publish = lambda msg: cmds.append((msg.linear.x, msg.angular.z))
+        robot._on_pose(-3.0, 0.0, 0.0, 1.0)
+        host._on_global(Int32MultiArray(data=[5, 1, 2, 2]))  # a destination away from here: it drives
+        robot._on_pose(-3.0, 0.0, 0.0, 1.2)
+        assert cmds and cmds[-1] != (0.0, 0.0)
+        cmds.clear()
+        host._watch()
+        assert cmds == []  # pose and coordinator fresh: the watchdog stays quiet
+        robot.last_pose_time -= 1.0  # the pose source is silent for longer than pose_timeout
+        host._watch()
+        host._watch()
+        assert cmds == [(0.0, 0.0), (0.0, 0.0)] and robot.said_pose_silent
+        cmds.clear()
+        host.last_coordinator -= 3.0  # the coordinator is silent for longer than coordinator_timeout
+        robot._on_pose(-3.0, 0.0, 0.0, 2.0)
+        assert cmds == [(0.0, 0.0)]  # its pose is back, but without a coordinator it stands still
+        host._watch()
+        assert host.said_coordinator_silent and not robot.said_pose_silent
+        cmds.clear()
+        host._on_global(Int32MultiArray(data=[5, 2, 2, 2]))  # it is back: the robot drives again
+        robot._on_pose(-3.0, 0.0, 0.0, 2.5)
+        host._watch()
+        assert cmds[0] != (0.0, 0.0) and not host.said_coordinator_silent
+        for node in (host, robot):
+            node.destroy_node()
+    finally:
+        rclpy.shutdown()

@@ -8,7 +8,10 @@ One decision step, as the coordinator node runs it:
 
 Liveness: a robot that misses `max_missed` requests in a row, or that has not
 been heard from (reply or heartbeat) for `liveness_timeout` seconds, is presumed
-dead and no longer sampled; any message from it revives it. With
+dead and no longer sampled. Any message ends a silence, but only an answer
+clears missed requests (a robot that sends heartbeats and never answers stays
+dead), except after a silence longer than `liveness_timeout`: a robot back from
+a restart or a healed partition starts afresh. With
 `assume_alive=False` (what the node uses) a robot is only sampled once it has
 been heard from at least once, so requests never go to robots whose
 subscriptions DDS has not matched yet.
@@ -34,7 +37,8 @@ class CommStats:
     steps: int = 0
     requests: int = 0  # robot ids asked, summed over steps
     replies: int = 0  # replies accepted
-    rejected: int = 0  # replies for another step, from robots not asked, or repeated
+    rejected: int = 0  # replies for another step or session, from robots not asked, or repeated
+    malformed: int = 0  # messages dropped before they reached the logic (see nodes.topics.parse_*)
     timeouts: int = 0  # asked robots that did not answer in time
     k_effective_last: int = 0
     dead: list[int] = field(default_factory=list)
@@ -64,13 +68,14 @@ class Coordinator:
 
     def __init__(self, game: TabularGame, k: int, global_policy: GlobalPolicy, local_policy: np.ndarray,
                  rng: np.random.Generator, *, learner: OnlineGLearner | None = None, max_missed: int = 3,
-                 liveness_timeout: float = float("inf"), assume_alive: bool = True) -> None:
+                 liveness_timeout: float = float("inf"), assume_alive: bool = True, session: int = 1) -> None:
         check_population(game.n, k)
         if global_policy.k != k:
             raise GameValidationError(f"the global policy was trained for k={global_policy.k}, not k={k}")
         if max_missed < 1:
             raise GameValidationError(f"max_missed must be >= 1, got {max_missed}")
         self.game, self.k, self.policy, self.rng = game, k, global_policy, rng
+        self.session = session  # this run's id on the wire (nodes.topics.new_session)
         self.learner = learner
         self.max_missed = max_missed
         if not liveness_timeout > 0:
@@ -101,11 +106,15 @@ class Coordinator:
     def dead(self) -> np.ndarray:
         return np.flatnonzero(self._dead_mask())
 
-    def heard_from(self, robot_id: int, now: float | None = None) -> None:
-        """Any message from a robot proves it is alive."""
+    def heard_from(self, robot_id: int, now: float | None = None, answered: bool = False) -> None:
+        """Any message from a robot ends its silence; an answer (or a return after a silence longer than
+        liveness_timeout) also clears its missed requests."""
         if 0 <= robot_id < self.game.n:
-            self.missed[robot_id] = 0
-            self.last_heard[robot_id] = self.now if now is None else now
+            now = self.now if now is None else now
+            last = self.last_heard[robot_id]
+            if answered or (not np.isnan(last) and now - last > self.liveness_timeout):
+                self.missed[robot_id] = 0
+            self.last_heard[robot_id] = now
 
     # --- one decision step ----------------------------------------------------------------
     def begin_step(self, leader_zone: int, now: float | None = None) -> tuple[int, np.ndarray]:
@@ -127,11 +136,13 @@ class Coordinator:
         self.stats.requests += size
         return self.step, self._asked
 
-    def on_reply(self, step: int, robot_id: int, zone: int) -> bool:
-        """Record one robot's zone; False (and counted) if it is stale, unsolicited, repeated or invalid."""
-        self.heard_from(robot_id)
-        valid = (step == self.step and robot_id in self._asked and robot_id not in self._replies
-                 and 0 <= zone < self.game.num_local_states)
+    def on_reply(self, step: int, robot_id: int, zone: int, session: int | None = None, now: float | None = None
+                 ) -> bool:
+        """Record one robot's zone; False (and counted) if it is stale, of another session, unsolicited,
+        repeated or invalid. Any reply shows the robot answers."""
+        self.heard_from(robot_id, now, answered=True)
+        valid = (step == self.step and (session is None or session == self.session) and robot_id in self._asked
+                 and robot_id not in self._replies and 0 <= zone < self.game.num_local_states)
         if not valid:
             self.stats.rejected += 1
             return False

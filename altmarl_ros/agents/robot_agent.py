@@ -1,8 +1,9 @@
 """One robot's logic: its zone from its pose, its local policy, its go-to-zone controller.
 
 The robot node feeds it poses (odometry or motion capture), the coordinator's
-broadcast (step, s_g, a_g) and sample requests; it asks the agent for cmd_vel
-at the control rate. Nothing here touches rclpy.
+broadcasts (each new step once: the host's `topics.SessionFollower` drops
+duplicates) and sample requests; it asks the agent for cmd_vel at the control
+rate. Nothing here touches rclpy.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ class RobotAgent:
         self.target: np.ndarray | None = None
         self.last_action: int | None = None
         self.destination: int | None = None
-        self.last_step = 0
 
     @property
     def zone(self) -> int | None:
@@ -43,7 +43,7 @@ class RobotAgent:
 
     def on_global(self, step: int, global_state: int) -> int | None:
         """Act with pi_l for this decision step; returns the local action (None before the first pose)."""
-        if self.pose is None or step <= self.last_step:
+        if self.pose is None:
             return None
         if not 0 <= global_state < self.game.num_global_states:
             raise GameValidationError(f"global state {global_state} out of range")
@@ -57,7 +57,7 @@ class RobotAgent:
             destination = int((s + ZONE_MOVES[action]) % self.world.zones)
         self.target = self.centres[destination] + self.slot
         self.destination = destination
-        self.last_action, self.last_step = action, step
+        self.last_action = action
         return action
 
     def sample_reply(self, step: int, requested: np.ndarray) -> tuple[int, int, int] | None:

@@ -48,6 +48,7 @@ DEFAULTS = {"policy": "", "n": 20, "k": 4, "world_config": "", "seed": 0, "learn
             "leader_cmd_topic": "cmd_vel"}
 # what `ros2 param set` may change while the node runs; every other parameter is read-only
 DYNAMIC = ("epsilon", "learning_rate", "reply_timeout", "max_missed", "liveness_timeout", "save_every")
+HEARTBEAT_DEPTH = 10_000  # a few hundred KiB at most
 WAITING_WARNING_PERIOD = 10.0  # wall seconds between "still waiting for ..." lines before the first step
 
 
@@ -77,7 +78,8 @@ class CoordinatorNode(Node):
                 learner.visits[:] = visits
         self.coordinator = Coordinator(self.game, p["k"], trained.global_policy, trained.local_policy, self.rng,
                                        learner=learner, max_missed=p["max_missed"],
-                                       liveness_timeout=p["liveness_timeout"], assume_alive=False)
+                                       liveness_timeout=p["liveness_timeout"], assume_alive=False,
+                                       session=topics.new_session())
         self.centres = zone_centres(self.world)
         self.leader_controller = GoToController(np.array([self.world.leader_radius]), self.world.max_linear,
                                                 self.world.max_angular)
@@ -98,8 +100,8 @@ class CoordinatorNode(Node):
         self.stats_pub = self.create_publisher(String, topics.STATS, 10)
         self.marker_pub = self.create_publisher(MarkerArray, topics.MARKERS, 10)
         self.sample_sub = self.create_subscription(Float64MultiArray, topics.SAMPLES, self._on_sample, 200)
-        self.create_subscription(Int32, topics.HEARTBEAT,
-                                 lambda m: self.coordinator.heard_from(int(m.data), self._now()), 100)
+        # deep enough that a flood of forged heartbeats does not push the real ones out before they are read
+        self.create_subscription(Int32, topics.HEARTBEAT, self._on_heartbeat, HEARTBEAT_DEPTH)
         self.leader_pose_topic = f"/{topics.LEADER}/{p['leader_pose_topic'].lstrip('/')}"
         if p["leader_pose_type"] == "pose_stamped":
             self.create_subscription(PoseStamped, self.leader_pose_topic,
@@ -110,7 +112,7 @@ class CoordinatorNode(Node):
         warn_without_clock(self)
         self.waiting_timer = wall_timer(self, WAITING_WARNING_PERIOD, self._say_what_it_waits_for)
         self.get_logger().info(f"coordinator: n={p['n']}, k={p['k']}, decision every {self.world.decision_period}s, "
-                               f"learning {'on' if learner else 'off'}")
+                               f"learning {'on' if learner else 'off'}, session {self.coordinator.session}")
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -152,9 +154,28 @@ class CoordinatorNode(Node):
                 f"{topics.HEARTBEAT} (robots announce once they have a pose and see this coordinator)")
 
     # --- leader ------------------------------------------------------------------------------
+    def _drop(self, what: str, exc: topics.MessageError) -> None:
+        """Count and log (throttled, without the payload) a message that is not what the protocol says."""
+        self.coordinator.stats.malformed += 1
+        self.get_logger().warning(f"dropped a {what}: {exc} ({self.coordinator.stats.malformed} dropped so far)",
+                                  throttle_duration_sec=5.0)
+
+    def _on_heartbeat(self, msg: Int32) -> None:
+        try:
+            robot_id = topics.parse_heartbeat(msg.data, self.game.n)
+        except topics.MessageError as exc:
+            self._drop(f"heartbeat on {topics.HEARTBEAT}", exc)
+            return
+        self.coordinator.heard_from(robot_id, self._now())
+
     def _on_leader_pose(self, pose) -> None:
         p, o = pose.position, pose.orientation
-        self.leader_pose = np.array([p.x, p.y, topics.yaw_from_quaternion(o.z, o.w, o.x, o.y)])
+        try:
+            x, y, yaw = topics.parse_pose(p.x, p.y, topics.yaw_from_quaternion(o.z, o.w, o.x, o.y))
+        except topics.MessageError as exc:
+            self._drop(f"leader pose on {self.leader_pose_topic}", exc)
+            return
+        self.leader_pose = np.array([x, y, yaw])
         now = self._now()
         if self.leader_target is None or now - self.last_leader_cmd < 0.999 * self.world.control_dt:
             return
@@ -167,14 +188,14 @@ class CoordinatorNode(Node):
 
     # --- decision steps ------------------------------------------------------------------------
     def _on_sample(self, msg: Float64MultiArray) -> None:
-        if len(msg.data) != 5 or not np.all(np.isfinite(msg.data)):
-            self.get_logger().warning(f"malformed sample {list(msg.data)}; expected [step, id, zone, x, y]",
-                                      throttle_duration_sec=5.0)
+        try:
+            session, step, robot_id, zone, x, y = topics.parse_sample(msg.data, self.game.n,
+                                                                      self.game.num_local_states)
+        except topics.MessageError as exc:
+            self._drop(f"sample on {topics.SAMPLES}", exc)
             return
-        step, robot_id, zone, x, y = msg.data
-        self.coordinator.heard_from(int(robot_id), self._now())
-        if self.coordinator.on_reply(int(step), int(robot_id), int(zone)):
-            self.sampled_positions[int(robot_id)] = (x, y)
+        if self.coordinator.on_reply(step, robot_id, zone, session=session, now=self._now()):
+            self.sampled_positions[robot_id] = (x, y)
 
     def _tick(self) -> None:
         if self.leader_pose is None:
@@ -212,7 +233,8 @@ class CoordinatorNode(Node):
         leader_zone = int(zone_of(self.world, self.leader_pose[None, :2])[0])
         step, self.asked = self.coordinator.begin_step(leader_zone, now)
         self.sampled_positions = {}
-        self.request_pub.publish(Int32MultiArray(data=[step, *self.asked.tolist()]))
+        self.request_pub.publish(Int32MultiArray(data=topics.request_data(self.coordinator.session, step,
+                                                                           self.asked.tolist())))
         self.deadline = now + self.params["reply_timeout"]
         self.next_decision = (self.next_decision or now) + self.world.decision_period
 
@@ -226,8 +248,9 @@ class CoordinatorNode(Node):
             self.leader_target = int(min(np.searchsorted(np.cumsum(p), self.rng.random(), side="right"), len(p) - 1))
         else:
             self.leader_target = a
-        self.global_pub.publish(Int32MultiArray(data=[decision.step, g, a]))
-        stats = {**self.coordinator.stats.as_dict(), "step": decision.step, "global_state": g, "global_action": a,
+        self.global_pub.publish(Int32MultiArray(data=topics.global_data(self.coordinator.session, decision.step, g, a)))
+        stats = {**self.coordinator.stats.as_dict(), "session": self.coordinator.session, "step": decision.step,
+                 "global_state": g, "global_action": a,
                  "k_effective": decision.k_effective, "counts": decision.counts.tolist(),
                  "reward_estimate": decision.reward_estimate, "td_error": decision.td_error,
                  "leader_target": self.leader_target, "time": now}

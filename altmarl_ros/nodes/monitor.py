@@ -3,7 +3,9 @@
 It is not part of the control loop and not subject to the coordinator's
 k-robot limit: it reads the coordinator's broadcasts and statistics, counts the
 sample traffic per step, reads every robot's position from the simulator's
-markers and every robot's decision, and scores the run as the task does.
+markers and every robot's decision, and scores the run as the task does. A
+message that is not what the protocol says is counted (`RunLog.malformed`) and
+dropped: one message never ends `altmarl sim`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from altmarl_ros.nodes import topics
 from altmarl_ros.nodes.common import QUIET_SUB
 from altmarl_ros.sim.config import WorldConfig, zone_of
 
+MAX_STATS_CHARACTERS = 1 << 20  # the coordinator's JSON is a few hundred characters per robot asked
+
 
 @dataclass
 class StepRecord:
@@ -39,6 +43,7 @@ class RunLog:
     samples_per_step: Counter = field(default_factory=Counter)
     decisions: dict[int, dict[int, tuple[int, int, int]]] = field(default_factory=lambda: defaultdict(dict))
     last_stats: dict = field(default_factory=dict)
+    malformed: int = 0  # messages dropped because they are not what the protocol says
 
 
 class MonitorNode(Node):
@@ -55,28 +60,59 @@ class MonitorNode(Node):
             self.create_subscription(Int32MultiArray, f"/{topics.robot_namespace(i)}/decision",
                                      lambda m, robot=i: self._on_decision(robot, m), 10, event_callbacks=QUIET_SUB)
 
+    def _drop(self, what: str, reason: str) -> None:
+        self.log.malformed += 1
+        self.get_logger().warning(f"dropped a {what}: {reason} ({self.log.malformed} so far)",
+                                  throttle_duration_sec=5.0)
+
     def _on_markers(self, msg: MarkerArray) -> None:
         for marker in msg.markers:
             if marker.ns == "robots" and len(marker.points) == self.n:
                 xy = np.array([[p.x, p.y] for p in marker.points])
+                if not np.all(np.isfinite(xy)):
+                    self._drop(f"marker array on {topics.MARKERS}", "robot positions are not finite")
+                    return
                 self.latest_zones = zone_of(self.world, xy)
 
     def _on_request(self, msg: Int32MultiArray) -> None:
-        self.log.requested[int(msg.data[0])] = [int(i) for i in msg.data[1:]]
+        try:
+            _, step, ids = topics.parse_request(msg.data, self.n)
+        except topics.MessageError as exc:
+            self._drop(f"sample request on {topics.SAMPLE_REQUEST}", str(exc))
+            return
+        self.log.requested[step] = ids
 
     def _on_sample(self, msg: Float64MultiArray) -> None:
-        self.log.samples_per_step[int(msg.data[0])] += 1
+        try:
+            _, step, *_ = topics.parse_sample(msg.data, self.n, self.world.zones)
+        except topics.MessageError as exc:
+            self._drop(f"sample on {topics.SAMPLES}", str(exc))
+            return
+        self.log.samples_per_step[step] += 1
 
     def _on_decision(self, robot: int, msg: Int32MultiArray) -> None:
+        if len(msg.data) != 4:
+            self._drop(f"decision of robot {robot}", f"length {len(msg.data)}; expected [step, zone, action, "
+                                                    "destination]")
+            return
         step, zone, action, destination = (int(v) for v in msg.data)
         self.log.decisions[step][robot] = (zone, action, destination)
 
     def _on_stats(self, msg: String) -> None:
-        stats = json.loads(msg.data)
+        if len(msg.data) > MAX_STATS_CHARACTERS:
+            self._drop(f"statistics message on {topics.STATS}", f"{len(msg.data)} characters, more than "
+                                                                f"{MAX_STATS_CHARACTERS}")
+            return
+        try:
+            stats = json.loads(msg.data)
+            record = StepRecord(int(stats["step"]), int(stats["global_state"]), int(stats["global_action"]),
+                                int(stats["k_effective"]), None)
+        except (ValueError, TypeError, KeyError) as exc:
+            self._drop(f"statistics message on {topics.STATS}", f"not the coordinator's JSON ({type(exc).__name__})")
+            return
         self.log.last_stats = stats
-        zones = None if self.latest_zones is None else self.latest_zones.copy()
-        self.log.steps.append(StepRecord(stats["step"], stats["global_state"], stats["global_action"],
-                                         stats["k_effective"], zones))
+        record.population_zones = None if self.latest_zones is None else self.latest_zones.copy()
+        self.log.steps.append(record)
 
 
 @dataclass

@@ -90,7 +90,8 @@ class RecorderNode(Node):
             raise
 
     def _setup(self) -> None:
-        p = declare(self, {"output": "", "n": 0, "reliability": "reliable", "depth": 100, "flush_period": 5.0})
+        p = declare(self, {"output": "", "n": 0, "reliability": "reliable", "depth": 100, "flush_period": 5.0,
+                           "max_message_bytes": 4 << 20})
         if not p["output"]:
             raise RecordingError("parameter output is required: the directory to write run.mcap into")
         if p["n"] < 0:
@@ -113,6 +114,10 @@ class RecorderNode(Node):
         for type_name in classes:
             message_definition(type_name)  # fail now, not at the first message, if a .msg file is missing
 
+        if p["max_message_bytes"] < 1:
+            raise RecordingError(f"max_message_bytes must be >= 1, got {p['max_message_bytes']}")
+        self._max_bytes = p["max_message_bytes"]
+        self.oversized = 0
         self._flush_period = float(p["flush_period"])
         self._last_flush = time.monotonic()
         self.path = str(Path(p["output"]) / OUTPUT_FILE)
@@ -137,6 +142,11 @@ class RecorderNode(Node):
     def record(self, topic: str, type_name: str, data: bytes) -> None:
         """Write one received message (CDR bytes), registering its channel at the first one."""
         if self._recorder.closed:
+            return
+        if len(data) > self._max_bytes:  # a buggy or hostile publisher must not fill the disk in a few messages
+            self.oversized += 1
+            self.get_logger().warning(f"dropped a {len(data)}-byte message on {topic} (max_message_bytes "
+                                      f"{self._max_bytes}; {self.oversized} dropped so far)", throttle_duration_sec=5.0)
             return
         if not self._recorder.has_topic(topic):
             self._recorder.add_topic(topic, type_name, self._offered_qos(topic))

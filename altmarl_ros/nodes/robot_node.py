@@ -36,6 +36,7 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray
 
 from altmarl_ros.agents.robot_agent import RobotAgent
+from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.nodes import topics
 from altmarl_ros.nodes.common import (
     QUIET_PUB,
@@ -83,6 +84,8 @@ class RobotNode(Node):
         self.control_dt = world.control_dt
         self.last_cmd: float | None = None
         self.pose_topic = self.resolve_topic_name(params["pose_topic"])
+        self.last_pose_time: float | None = None
+        self.said_pose_silent = False
         if params["pose_type"] == "pose_stamped":
             self.create_subscription(PoseStamped, params["pose_topic"], self._on_pose_stamped, 10, **sub)
         else:
@@ -105,10 +108,11 @@ class RobotNode(Node):
     def _on_pose(self, x: float, y: float, yaw: float, stamp: float = 0.0) -> None:
         first = self.agent.pose is None
         try:
-            self.agent.on_pose(x, y, yaw)
-        except ValueError as exc:
-            self.get_logger().warning(f"ignoring pose: {exc}", throttle_duration_sec=5.0)
+            self.agent.on_pose(*topics.parse_pose(x, y, yaw))
+        except ValueError as exc:  # MessageError, or the agent's own check
+            self.get_logger().warning(f"ignoring a pose on {self.pose_topic}: {exc}", throttle_duration_sec=5.0)
             return
+        self.last_pose_time = self._now()
         if first:
             self.host.announce(self)  # ready: it can answer sample requests now
         # the control rate is gated on the pose's stamp (the time the pose was measured), so a busy
@@ -117,10 +121,20 @@ class RobotNode(Node):
         now = stamp if stamp > 0.0 else self.get_clock().now().nanoseconds * 1e-9
         if self.last_cmd is None or now < self.last_cmd or now - self.last_cmd >= 0.999 * self.control_dt:
             self.last_cmd = now
-            linear, angular = self.agent.cmd_vel(self.control_dt)
-            msg = Twist()
-            msg.linear.x, msg.angular.z = linear, angular
-            self.cmd_pub.publish(msg)
+            stop = self.host.coordinator_silent()
+            self.publish_cmd(*((0.0, 0.0) if stop else self.agent.cmd_vel(self.control_dt)))
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def publish_cmd(self, linear: float, angular: float) -> None:
+        msg = Twist()
+        msg.linear.x, msg.angular.z = linear, angular
+        self.cmd_pub.publish(msg)
+
+    def pose_silent(self, now: float, timeout: float) -> bool:
+        """Its pose source has been silent for `timeout` s (after at least one pose)."""
+        return self.last_pose_time is not None and now - self.last_pose_time > timeout
 
     def on_global(self, step: int, global_state: int) -> None:
         try:
@@ -132,18 +146,19 @@ class RobotNode(Node):
             self.decision_pub.publish(Int32MultiArray(data=[step, int(self.agent.zone), action,
                                                             int(self.agent.destination)]))
 
-    def sample(self, step: int, requested: np.ndarray) -> list[float] | None:
-        """This robot's sample [step, id, zone, x, y] if it is among those asked, else None."""
+    def sample(self, session: int, step: int, requested: np.ndarray) -> list[float] | None:
+        """This robot's sample [session, step, id, zone, x, y] if it is among those asked, else None."""
         reply = self.agent.sample_reply(step, requested)
         if reply is None:
             return None
         step, robot_id, zone = reply
         x, y = self.agent.pose[:2]
-        return [float(step), float(robot_id), float(zone), float(x), float(y)]
+        return topics.sample_data(session, step, robot_id, zone, x, y)
 
 
 FLEET_DEFAULTS = {"policy": "", "n": 20, "world_config": "", "seed": 0, "first_robot": 0, "last_robot": -1,
-                  "pose_topic": "odom", "pose_type": "odometry", "cmd_topic": "cmd_vel", "heartbeat_period": 2.0}
+                  "pose_topic": "odom", "pose_type": "odometry", "cmd_topic": "cmd_vel", "heartbeat_period": 2.0,
+                  "pose_timeout": 1.0, "coordinator_timeout": 0.0}
 
 
 class RobotHost(Node):
@@ -160,7 +175,19 @@ class RobotHost(Node):
                                                     RELIABLE_DEPTH)
         self.tick = 0
         self.heard_coordinator = False
+        self.follower = topics.SessionFollower()
+        self.malformed = 0
+        self.last_coordinator: float | None = None
+        self.said_coordinator_silent = False
+        self.trained = load_policy(self.values["policy"])
+        self.world = load_world(self.values["world_config"], self.trained.game.num_local_states)
+        self.game, self.n = self.trained.game, self.values["n"]
+        self.coordinator_timeout = self.values["coordinator_timeout"] or 3 * self.world.decision_period
+        if not (self.values["pose_timeout"] > 0 and self.coordinator_timeout > 0):
+            raise AltmarlError("pose_timeout and coordinator_timeout must be > 0 s (coordinator_timeout 0: three "
+                               "decision periods)")
         self.create_timer(self.values["heartbeat_period"] / HEARTBEAT_SLICES, self._heartbeats)
+        self.create_timer(self.world.control_dt, self._watch)
         warn_without_clock(self)
         wall_timer(self, STATUS_PERIOD, self._say_what_it_waits_for)
 
@@ -211,37 +238,82 @@ class RobotHost(Node):
             if index % HEARTBEAT_SLICES == slice_ and robot.agent.pose is not None:
                 self.heartbeat_pub.publish(Int32(data=robot.robot_id))
 
+    def _drop(self, what: str, exc: topics.MessageError) -> None:
+        self.malformed += 1
+        self.get_logger().warning(f"dropped a {what}: {exc} ({self.malformed} dropped so far)",
+                                  throttle_duration_sec=5.0)
+
     def _on_global(self, msg: Int32MultiArray) -> None:
-        if len(msg.data) != 3:
-            self.get_logger().warning(f"malformed {topics.GLOBAL} message {list(msg.data)}", throttle_duration_sec=5.0)
+        try:
+            session, step, global_state, _ = topics.parse_global(msg.data, self.game.num_global_states,
+                                                                 self.game.num_global_actions)
+        except topics.MessageError as exc:
+            self._drop(f"broadcast on {topics.GLOBAL}", exc)
             return
-        step, global_state, _ = (int(v) for v in msg.data)
+        self.last_coordinator = self._now()
+        switches = self.follower.switches
+        if not self.follower.accept(session, step):
+            self.get_logger().info(f"dropped {self.follower.dropped} repeated broadcasts so far (session {session}, "
+                                   f"step {step} <= {self.follower.last_step})", throttle_duration_sec=10.0)
+            return
+        if self.follower.switches > switches:
+            self.get_logger().info(f"following coordinator session {session} from its step {step}")
         self.heard_coordinator = True
         for robot in self.robots.values():
             robot.on_global(step, global_state)
 
     def _on_request(self, msg: Int32MultiArray) -> None:
-        if len(msg.data) < 1:
+        try:
+            session, step, ids = topics.parse_request(msg.data, self.n)
+        except topics.MessageError as exc:
+            self._drop(f"sample request on {topics.SAMPLE_REQUEST}", exc)
             return
-        step = int(msg.data[0])
-        requested = np.asarray(msg.data[1:], dtype=np.int64)
-        for robot_id in dict.fromkeys(requested.tolist()):  # each asked robot answers once
+        self.last_coordinator = self._now()
+        requested = np.asarray(ids, dtype=np.int64)
+        for robot_id in dict.fromkeys(ids):  # each asked robot answers once
             robot = self.robots.get(robot_id)
             if robot is None:
                 continue
-            data = robot.sample(step, requested)
+            data = robot.sample(session, step, requested)
             if data is not None:
                 self.sample_pub.publish(Float64MultiArray(data=data))
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def coordinator_silent(self) -> bool:
+        """Heard from a coordinator once, and not for coordinator_timeout since: robots stop."""
+        return self.last_coordinator is not None and self._now() - self.last_coordinator > self.coordinator_timeout
+
+    def _watch(self) -> None:
+        """A robot stops by itself (zero velocity, said once) when its pose source or the coordinator falls
+        silent; on hardware a base otherwise keeps driving with its last command."""
+        now = self._now()
+        silent = self.coordinator_silent()
+        if silent != self.said_coordinator_silent:
+            self.said_coordinator_silent = silent
+            if silent:
+                self.get_logger().warning(f"no coordinator message for {self.coordinator_timeout:.1f} s: "
+                                          f"stopping {len(self.robots)} robots until it is back")
+            else:
+                self.get_logger().info("the coordinator is back: robots move again")
+        for robot in self.robots.values():
+            pose_silent = robot.pose_silent(now, self.values["pose_timeout"])
+            if pose_silent:
+                robot.publish_cmd(0.0, 0.0)  # no pose: the pose callback that commands it does not run
+            if pose_silent != robot.said_pose_silent:
+                robot.said_pose_silent = pose_silent
+                if pose_silent:
+                    robot.get_logger().warning(f"no pose on {robot.pose_topic} for {self.values['pose_timeout']:.1f} "
+                                               "s: stopped (zero velocity) until it is back")
 
 
 def make_fleet() -> list[Node]:
     host = RobotHost()
     p = host.values
     last = p["n"] if p["last_robot"] < 0 else p["last_robot"]
-    trained = load_policy(p["policy"])
-    world = load_world(p["world_config"], trained.game.num_local_states)
     for i in range(p["first_robot"], last):
-        host.add(RobotNode(i, p, host, trained, world))
+        host.add(RobotNode(i, p, host, host.trained, host.world))
     host.get_logger().info(f"hosting robots {p['first_robot']}..{last - 1} on one executor")
     return [host, *host.robots.values()]
 
@@ -249,7 +321,7 @@ def make_fleet() -> list[Node]:
 def make_robot() -> list[Node]:
     host = RobotHost("robot", extra={"robot_id": 0})
     robot_id = host.values["robot_id"]
-    robot = host.add(RobotNode(robot_id, host.values, host, lean=False))
+    robot = host.add(RobotNode(robot_id, host.values, host, host.trained, host.world, lean=False))
     return [host, robot]
 
 

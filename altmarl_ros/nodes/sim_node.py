@@ -85,7 +85,11 @@ class SimNode(Node):
                                f"{self.world_config.zones} zones, speedup {p['speedup']}")
 
     def _on_cmd(self, body: int, msg: Twist) -> None:
-        self.cmd[body] = (msg.linear.x, msg.angular.z)
+        try:
+            self.cmd[body] = topics.parse_twist(msg.linear.x, msg.angular.z)
+        except topics.MessageError as exc:
+            self.get_logger().warning(f"dropped a command for body {body}: {exc}", throttle_duration_sec=5.0)
+            return
         self.cmd_time[body] = self.world.time
 
     def _tick(self) -> None:

@@ -2,9 +2,9 @@
 
 | topic | type | layout |
 |---|---|---|
-| /altmarl/sample_request | std_msgs/Int32MultiArray | [step, id_1, ..., id_k] |
-| /altmarl/samples | std_msgs/Float64MultiArray | [step, robot_id, zone, x, y] |
-| /altmarl/global | std_msgs/Int32MultiArray | [step, s_g, a_g] |
+| /altmarl/sample_request | std_msgs/Int32MultiArray | [session, step, id_1, ..., id_k] |
+| /altmarl/samples | std_msgs/Float64MultiArray | [session, step, robot_id, zone, x, y] |
+| /altmarl/global | std_msgs/Int32MultiArray | [session, step, s_g, a_g] |
 | /altmarl/heartbeat | std_msgs/Int32 | robot id |
 | /altmarl/stats | std_msgs/String | JSON: comm statistics and the last decision |
 | /altmarl/markers | visualization_msgs/MarkerArray | zones, robots by zone, sampled, leader target, text |
@@ -13,11 +13,19 @@
 | /robot_<i>/cmd_vel, /leader/cmd_vel | geometry_msgs/Twist | linear.x, angular.z |
 | /clock | rosgraph_msgs/Clock | simulated time |
 | /tf | tf2_msgs/TFMessage | world -> <body>/base_link for the bodies on the sim's `tf_bodies` allow-list |
+
+`session` identifies one run of a coordinator (a fresh id at every start); robots follow the
+session they hear from, so a restarted coordinator is followed from its first step. Every
+message from the network goes through a `parse_*` function here before anything else touches
+it: the checks cost O(1) (lengths and ranges first) and a refusal says what is wrong without
+echoing the payload, so a malformed or hostile message costs one bounded, throttled log line.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Sequence
 
 from altmarl_ros.marl.errors import AltmarlError
 
@@ -72,3 +80,124 @@ def parse_tf_bodies(text: str, n: int) -> list[int]:
 
 def body_frame(body: int) -> str:
     return f"{LEADER if body == 0 else robot_namespace(body - 1)}/base_link"
+
+
+MAX_SESSION = 2**31 - 1
+
+
+class MessageError(AltmarlError, ValueError):
+    """A message from the network that is not what the protocol says; dropped, never fatal."""
+
+
+def new_session() -> int:
+    """A coordinator run's id in [1, 2^31 - 1]: from the OS, not from the run's seed (two runs with one
+    seed must still be told apart; no draw of the algorithm depends on it)."""
+    return int.from_bytes(os.urandom(4), "little") % MAX_SESSION + 1
+
+
+def _integer(value: float, what: str, low: int, high: int) -> int:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value == int(value)):
+        raise MessageError(f"{what} is not an integer")
+    number = int(value)
+    if not low <= number <= high:
+        raise MessageError(f"{what} {number} outside [{low}, {high}]")
+    return number
+
+
+def request_data(session: int, step: int, ids: Sequence[int]) -> list[int]:
+    return [session, step, *ids]
+
+
+def parse_request(data: Sequence[int], n: int) -> tuple[int, int, list[int]]:
+    """(session, step, ids) of a sample request; at most n ids, each in [0, n)."""
+    if not 2 <= len(data) <= 2 + n:
+        raise MessageError(f"sample request of length {len(data)}; expected [session, step, ids] with at most "
+                           f"{n} ids")
+    session = _integer(data[0], "session", 1, MAX_SESSION)
+    step = _integer(data[1], "step", 1, MAX_SESSION)
+    ids = list(data[2:])
+    if ids and (min(ids) < 0 or max(ids) >= n):
+        raise MessageError(f"sample request names robots outside [0, {n})")
+    return session, step, ids
+
+
+def global_data(session: int, step: int, global_state: int, global_action: int) -> list[int]:
+    return [session, step, global_state, global_action]
+
+
+def parse_global(data: Sequence[int], num_global_states: int, num_global_actions: int) -> tuple[int, int, int, int]:
+    """(session, step, s_g, a_g) of a broadcast."""
+    if len(data) != 4:
+        raise MessageError(f"broadcast of length {len(data)}; expected [session, step, s_g, a_g]")
+    return (_integer(data[0], "session", 1, MAX_SESSION), _integer(data[1], "step", 1, MAX_SESSION),
+            _integer(data[2], "global state", 0, num_global_states - 1),
+            _integer(data[3], "global action", 0, num_global_actions - 1))
+
+
+def sample_data(session: int, step: int, robot_id: int, zone: int, x: float, y: float) -> list[float]:
+    return [float(session), float(step), float(robot_id), float(zone), float(x), float(y)]
+
+
+def parse_sample(data: Sequence[float], n: int, zones: int) -> tuple[int, int, int, int, float, float]:
+    """(session, step, robot_id, zone, x, y) of a robot's reply; ids and zones must be whole numbers."""
+    if len(data) != 6:
+        raise MessageError(f"sample of length {len(data)}; expected [session, step, robot_id, zone, x, y]")
+    x, y = float(data[4]), float(data[5])
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise MessageError("sample position is not finite")
+    return (_integer(data[0], "session", 1, MAX_SESSION), _integer(data[1], "step", 1, MAX_SESSION),
+            _integer(data[2], "robot id", 0, n - 1), _integer(data[3], "zone", 0, zones - 1), x, y)
+
+
+def parse_heartbeat(value: int, n: int) -> int:
+    return _integer(value, "heartbeat robot id", 0, n - 1)
+
+
+def parse_pose(x: float, y: float, yaw: float, limit: float = 1e6) -> tuple[float, float, float]:
+    """A pose from odometry or motion capture: finite and within `limit` metres of the origin."""
+    if not all(math.isfinite(v) for v in (x, y, yaw)):
+        raise MessageError("pose contains NaN or inf")
+    if abs(x) > limit or abs(y) > limit:
+        raise MessageError(f"pose more than {limit:g} m from the origin")
+    return float(x), float(y), float(yaw)
+
+
+def parse_twist(linear: float, angular: float) -> tuple[float, float]:
+    """A velocity command: finite (the world and the controllers bound its size)."""
+    if not (math.isfinite(linear) and math.isfinite(angular)):
+        raise MessageError("velocity command contains NaN or inf")
+    return float(linear), float(angular)
+
+
+class SessionFollower:
+    """Which coordinator broadcasts a robot acts on: each new step of the session it follows, once.
+
+    A broadcast of another session is followed at once (a restarted coordinator, or first contact);
+    within a session a step at or below the last one is a duplicate and dropped, unless it lies more
+    than `window` steps below it: then the last step was forged or corrupt, and the sequence is
+    followed from the new step. So no single message, forged or not, stops a robot for more than
+    that one message. The drops are counted, by reason.
+    """
+
+    def __init__(self, window: int = 16) -> None:
+        self.window = window
+        self.session: int | None = None
+        self.last_step = 0
+        self.dropped = 0
+        self.switches = 0  # sessions followed (1 after the first broadcast)
+        self.resets = 0  # steps that went far back within a session
+
+    def accept(self, session: int, step: int) -> bool:
+        if session != self.session:
+            self.session, self.last_step = session, step
+            self.switches += 1
+            return True
+        if step > self.last_step:
+            self.last_step = step
+            return True
+        if step < self.last_step - self.window:
+            self.last_step = step
+            self.resets += 1
+            return True
+        self.dropped += 1
+        return False
