@@ -53,11 +53,20 @@ class Supervisor:
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.plan:
-            log_path = self.log_dir / f"{spec.name}.log"
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen(self.command(spec), stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                           stdin=subprocess.DEVNULL, start_new_session=True)
-            self.children.append(Child(spec, process, log_path))
+            self.children.append(self._spawn(spec, self.log_dir / f"{spec.name}.log", "wb"))
+
+    def _spawn(self, spec: NodeSpec, log_path: Path, mode: str) -> Child:
+        with open(log_path, mode) as log:
+            process = subprocess.Popen(self.command(spec), stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        return Child(spec, process, log_path)
+
+    def restart(self, name: str) -> None:
+        """Kill one child abruptly and start it again, its log appended (a crash and a restart)."""
+        child = self.child(name)
+        self.kill(name)
+        child.process.wait()
+        self.children[self.children.index(child)] = self._spawn(child.spec, child.log_path, "ab")
 
     def newly_dead(self) -> list[Child]:
         """Children that exited since the last call (each reported once)."""

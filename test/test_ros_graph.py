@@ -149,6 +149,26 @@ def test_a_restarted_learning_coordinator_resumes_its_q_table(policy, tmp_path):
     np.testing.assert_array_equal(q2[untouched], q1[untouched])  # started from the saved table, not the policy
 
 
+def test_robots_follow_a_restarted_coordinator_from_its_first_step(policy, tmp_path):
+    """A coordinator killed and restarted (learning, same checkpoint_out) starts a new session at step 1:
+    the robots decide on its steps at once, instead of ignoring them for as many steps as the old run lasted."""
+    restarted = []
+
+    def crash_and_restart(seen: int, supervisor) -> None:
+        if seen == 5 and not restarted:
+            restarted.append(seen)
+            supervisor.restart("coordinator")
+
+    config = _config(policy, decision_steps=8, learn=True, checkpoint_out=str(tmp_path / "online"))
+    run = run_system(config, tmp_path / "logs", timeout=150, on_step=crash_and_restart)
+    assert restarted and not run.died
+    steps = [record.step for record in run.log.steps]
+    assert steps[-8:] == list(range(1, 9)) and len(steps) >= 12  # the second session ran all its steps
+    # steps 3 and 4 happened in both sessions, and every robot decided on each of them both times
+    assert [run.log.decisions_per_step[step] for step in (3, 4)] == [2 * 20, 2 * 20], run.log.decisions_per_step
+    assert (tmp_path / "online" / "checkpoint.npz").is_file()  # the restarted run saved its table at the end
+
+
 @pytest.mark.parametrize("changes, error, message", [
     ({"k": 30}, LaunchError, "k=30 exceeds n=20"),
     ({"backend": "gazebo"}, LaunchError, "unknown backend"),

@@ -44,6 +44,7 @@ class RunLog:
     decisions: dict[int, dict[int, tuple[int, int, int]]] = field(default_factory=lambda: defaultdict(dict))
     last_stats: dict = field(default_factory=dict)
     malformed: int = 0  # messages dropped because they are not what the protocol says
+    decisions_per_step: Counter = field(default_factory=Counter)  # robots' decisions received, by step
 
 
 class MonitorNode(Node):
@@ -97,6 +98,7 @@ class MonitorNode(Node):
             return
         step, zone, action, destination = (int(v) for v in msg.data)
         self.log.decisions[step][robot] = (zone, action, destination)
+        self.log.decisions_per_step[step] += 1
 
     def _on_stats(self, msg: String) -> None:
         if len(msg.data) > MAX_STATS_CHARACTERS:
