@@ -18,6 +18,7 @@ from altmarl_ros.launch_plan import (
     package_share,
     select_nodes,
 )
+from altmarl_ros.security import security_env
 
 
 def _default_text(value) -> str:
@@ -64,8 +65,9 @@ def make_launch_description(fixed: dict[str, str] | None = None, only: tuple[str
             missing = rviz_executable_missing()
             if missing:
                 raise LaunchError(missing)
-        actions = [Node(package=PACKAGE, executable=spec.executable, arguments=spec.ros_args(), output="screen")
-                   for spec in plan]
+        env = security_env(config.security) if config.security else {}
+        actions = [Node(package=PACKAGE, executable=spec.executable, arguments=spec.ros_args(), output="screen",
+                        additional_env=env) for spec in plan]
         if config.rviz:
             actions.append(Node(package="rviz2", executable="rviz2",
                                 arguments=["-d", str(package_share() / "config" / "altmarl.rviz")],

@@ -8,7 +8,7 @@ is tested without ROS.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ class LaunchConfig:
     liveness_timeout: float = 6.0  # s without a message before a robot is presumed dead
     params_file: str = ""  # a ROS 2 parameters file applied to every node (see config/altmarl.yaml)
     robot_id: int = -1  # >= 0: one robot_node for this robot (one robot per computer) instead of fleets
+    security: str = ""  # SROS2 keystore directory: every node under DDS Security, Enforce ("" = off)
 
 
 # the name each executable gives its main node (a fleet process also hosts one node per robot)
@@ -61,6 +62,7 @@ class NodeSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
     params_file: str = ""
+    enclave: str = ""  # SROS2 enclave of the process ("" = no security)
 
     def ros_args(self) -> list[str]:
         """The `--ros-args` part of a command line: the main node's name, parameters, remaps.
@@ -74,6 +76,8 @@ class NodeSpec:
             args += ["-p", f"{key}:={_param_text(value)}"]
         for source, target in self.remappings:
             args += ["-r", f"{source}:={target}"]
+        if self.enclave:
+            args += ["--enclave", self.enclave]
         return args
 
 
@@ -99,11 +103,12 @@ LAUNCH_ARGUMENTS = {
     "params_file": "ROS 2 parameters file for every node (config/altmarl.yaml)",
     "use_sim_time": "follow /clock (the sim's); false on real robots and for nodes started without the sim",
     "robot_id": "one robot_node for this robot id (robot.launch.py: one robot per computer); -1 = fleets",
+    "security": "SROS2 keystore directory (`altmarl keystore`): every node under DDS Security, Enforce; '' = off",
 }
 # input files a relative path may name inside the installed package (e.g. config/world.yaml)
 PACKAGE_FILES = ("world_config", "params_file")
 # paths the nodes get absolute, so that their working directory does not matter
-USER_PATHS = ("policy", "record", "checkpoint_out")
+USER_PATHS = ("policy", "record", "checkpoint_out", "security")
 
 
 def package_share() -> Path | None:
@@ -221,6 +226,20 @@ def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
     """Every node of the system with its parameters; validation errors come before anything starts."""
     config = resolve_paths(config)
     validate(config)
+    plan = assemble_plan(config)
+    if config.security:
+        from altmarl_ros.security import enclave_of, missing_enclaves, plan_enclaves
+
+        missing = missing_enclaves(config.security, plan_enclaves([spec.name for spec in plan]))
+        if missing:
+            raise LaunchError(f"keystore {config.security} has no enclave for {missing}: create them with "
+                              f"`altmarl keystore {config.security} --n {config.n}` (and the same arguments)")
+        plan = [replace(spec, enclave=enclave_of(spec.name)) for spec in plan]
+    return plan
+
+
+def assemble_plan(config: LaunchConfig) -> list[NodeSpec]:
+    """The nodes a (validated) config gives, with their parameters."""
     common = {"use_sim_time": config.use_sim_time and not config.hardware, "policy": config.policy,
               "n": config.n, "world_config": config.world_config, "seed": config.seed}
     plan: list[NodeSpec] = []
@@ -245,7 +264,7 @@ def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
         plan.append(NodeSpec("recorder_node", "recorder", parameters={
             "use_sim_time": common["use_sim_time"], "n": config.n, "output": config.record}))
     if config.params_file:
-        plan = [NodeSpec(s.executable, s.name, s.parameters, s.remappings, config.params_file) for s in plan]
+        plan = [replace(spec, params_file=config.params_file) for spec in plan]
     return select_nodes(plan)
 
 
@@ -262,5 +281,5 @@ def select_nodes(plan: list[NodeSpec], only: tuple[str, ...] = ()) -> list[NodeS
     """
     kept = [spec for spec in plan if not only or spec.executable in only]
     listeners = sum(spec.executable in LISTENERS for spec in kept)
-    return [NodeSpec(s.executable, s.name, {**s.parameters, "expected_listeners": listeners}, s.remappings,
-                     s.params_file) if s.executable == "coordinator_node" else s for s in kept]
+    return [replace(s, parameters={**s.parameters, "expected_listeners": listeners})
+            if s.executable == "coordinator_node" else s for s in kept]

@@ -7,6 +7,7 @@ the rest of the package works without ROS 2.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from altmarl_ros.launch_plan import LaunchConfig, NodeSpec, build_launch_plan
 from altmarl_ros.marl.errors import AltmarlError
+from altmarl_ros.security import enclave_of, security_env
 from altmarl_ros.supervisor import Supervisor, python_command
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,19 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
     plan = build_launch_plan(config)  # validates before anything starts
     trained = load_policy(config.policy)
     world = load_world(config.world_config, trained.game.num_local_states)
-    supervisor = Supervisor(plan, log_dir, command=command)
-    rclpy.init(args=[])
+    secure = security_env(config.security) if config.security else {}
+    supervisor = Supervisor(plan, log_dir, env={**os.environ, **secure}, command=command)
+    # the monitor is a participant too: enrolled with its own enclave (rcl reads the variables at init)
+    saved = {name: os.environ.get(name) for name in secure}
+    os.environ.update(secure)
+    try:
+        rclpy.init(args=["--ros-args", "--enclave", enclave_of("monitor")] if secure else [])
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     monitor = MonitorNode(config.n, world)
     executor = SingleThreadedExecutor()
     executor.add_node(monitor)

@@ -121,9 +121,9 @@ class Launch:
 class Observer:
     """A node in this process that records what the graph publishes."""
 
-    def __init__(self) -> None:
+    def __init__(self, args: list[str] | None = None) -> None:
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(args=args, context=self.context)
         self.node = rclpy.create_node("_launch_test_observer", context=self.context)  # hidden: not asked by ros2 param
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -333,3 +333,30 @@ def test_the_rviz_config_is_installed_with_the_world_frame():
     assert rviz["Visualization Manager"]["Global Options"]["Fixed Frame"] == "world"
     assert np.all([(SHARE / "launch" / name).is_file() for name in
                    ("sim.launch.py", "hardware.launch.py", "coordinator.launch.py", "robot.launch.py")])
+
+
+def test_security_launch_argument_shuts_out_an_unenrolled_observer(policies, domain, tmp_path, monkeypatch):
+    pytest.importorskip("sros2", reason="no sros2 (ROS 2 security tools) in this ROS 2")
+    from altmarl_ros.security import main as keystore_main
+    from altmarl_ros.security import security_env
+
+    keystore = tmp_path / "keys"
+    assert keystore_main([str(keystore), "--n", "6", "--robots-per-process", "6"]) == 0
+    outsider = Observer()  # created before the security variables are set: no enclave, no security
+    secure = security_env(str(keystore))
+    for name, value in secure.items():
+        monkeypatch.setenv(name, value)
+    enrolled = Observer(["--ros-args", "--enclave", "/altmarl/monitor"])
+    for name in secure:
+        monkeypatch.delenv(name)
+    launch = Launch("sim.launch.py", {"n": 6, "k": 2, "policy": policies[2], "security": "keys"}, tmp_path)
+    try:
+        enrolled.spin_until(lambda: len(enrolled.stats) >= 2, 90, "2 decision steps seen by an enrolled node", launch)
+        for _ in range(40):
+            outsider.executor.spin_once(timeout_sec=0.05)
+    finally:
+        assert_clean_stop(launch)
+        enrolled.close()
+        outsider.close()
+    assert_k_per_step(enrolled, 6, 2)
+    assert outsider.stats == [] and outsider.requests == []  # the unenrolled participant receives nothing

@@ -232,6 +232,7 @@ class CoordinatorNode(Node):
     def _begin(self, now: float) -> None:
         leader_zone = int(zone_of(self.world, self.leader_pose[None, :2])[0])
         step, self.asked = self.coordinator.begin_step(leader_zone, now)
+        self.alive_at_begin = len(self.coordinator.alive())  # asked = min(k, alive): the protocol's promise
         self.sampled_positions = {}
         self.request_pub.publish(Int32MultiArray(data=topics.request_data(self.coordinator.session, step,
                                                                            self.asked.tolist())))
@@ -250,7 +251,7 @@ class CoordinatorNode(Node):
             self.leader_target = a
         self.global_pub.publish(Int32MultiArray(data=topics.global_data(self.coordinator.session, decision.step, g, a)))
         stats = {**self.coordinator.stats.as_dict(), "session": self.coordinator.session, "step": decision.step,
-                 "global_state": g, "global_action": a,
+                 "global_state": g, "global_action": a, "asked": len(self.asked), "alive": self.alive_at_begin,
                  "k_effective": decision.k_effective, "counts": decision.counts.tolist(),
                  "reward_estimate": decision.reward_estimate, "td_error": decision.td_error,
                  "leader_target": self.leader_target, "time": now}

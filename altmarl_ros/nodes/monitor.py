@@ -11,6 +11,7 @@ dropped: one message never ends `altmarl sim`.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -34,6 +35,10 @@ class StepRecord:
     global_action: int
     k_effective: int
     population_zones: np.ndarray | None
+    sim_time: float = float("nan")  # the coordinator's clock at the step's end
+    wall_time: float = float("nan")  # time.monotonic() when the monitor received it
+    asked: int = -1  # robots asked this step (min(k, alive); -1: not reported)
+    alive: int = -1  # robots the coordinator held alive when it drew them
 
 
 @dataclass
@@ -45,6 +50,14 @@ class RunLog:
     last_stats: dict = field(default_factory=dict)
     malformed: int = 0  # messages dropped because they are not what the protocol says
     decisions_per_step: Counter = field(default_factory=Counter)  # robots' decisions received, by step
+
+    def real_time_factor(self) -> float:
+        """Simulated seconds per wall second between the first and the last step seen (NaN under two steps)."""
+        if len(self.steps) < 2:
+            return float("nan")
+        first, last = self.steps[0], self.steps[-1]
+        wall = last.wall_time - first.wall_time
+        return (last.sim_time - first.sim_time) / wall if wall > 0 else float("nan")
 
 
 class MonitorNode(Node):
@@ -108,7 +121,8 @@ class MonitorNode(Node):
         try:
             stats = json.loads(msg.data)
             record = StepRecord(int(stats["step"]), int(stats["global_state"]), int(stats["global_action"]),
-                                int(stats["k_effective"]), None)
+                                int(stats["k_effective"]), None, float(stats.get("time", "nan")), time.monotonic(),
+                                int(stats.get("asked", -1)), int(stats.get("alive", -1)))
         except (ValueError, TypeError, KeyError) as exc:
             self._drop(f"statistics message on {topics.STATS}", f"not the coordinator's JSON ({type(exc).__name__})")
             return
