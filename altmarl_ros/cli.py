@@ -1,4 +1,11 @@
-"""The `altmarl` command: train, eval and sweep ALTERNATING-MARL on the benchmark tasks, run the ROS 2 graph."""
+"""The `altmarl` command: train, eval and sweep ALTERNATING-MARL on the benchmark tasks, run the ROS 2 graph.
+
+Every value is checked before any work starts: flags by their argparse types
+(a count of seeds is >= 1, a tolerance a finite number), YAML configs section
+by section against the dataclasses they fill, `--out` for an existing run and
+for writability. A bad value stops with a message that says what was wrong and
+what is valid (exit status 2), never a traceback or a silently changed value.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,11 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +25,13 @@ import yaml
 
 from altmarl_ros.marl.alternation import AlternationConfig, alternate
 from altmarl_ros.marl.certificate import global_gap
-from altmarl_ros.marl.errors import AltmarlError
+from altmarl_ros.marl.checkpoint import MEMORY_BUDGET_ENV, atomic_write_text, probe_writable
+from altmarl_ros.marl.config import config_from_mapping, parse_size
+from altmarl_ros.marl.errors import AltmarlError, GameValidationError
 from altmarl_ros.marl.evaluation import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS, evaluate
 from altmarl_ros.marl.glearn import g_learn
 from altmarl_ros.marl.policies import GlobalPolicy
-from altmarl_ros.tasks import ALL_TASKS, is_tabular, make_env, make_game
+from altmarl_ros.tasks import ALL_TASKS, ENV_TASKS, TASKS, is_tabular, make_env, make_game
 from altmarl_ros.tasks.config import load_yaml
 
 log = logging.getLogger("altmarl")
@@ -51,6 +62,58 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _seed_list(text: str) -> list[int]:
+    values = _int_list(text)
+    if min(values) < 0:
+        raise argparse.ArgumentTypeError(f"seeds are integers >= 0, got {text!r}")
+    return values
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= minimum (a count of seeds, episodes or steps)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _finite_float(minimum: float, inclusive: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number above (or at, if inclusive) minimum; NaN and inf are refused."""
+    bound = f"{'>=' if inclusive else '>'} {minimum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
+        return value
+
+    parse.__name__ = f"number {bound}"
+    return parse
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+POSITIVE = _int_at_least(1)
+NONNEGATIVE = _int_at_least(0)
+POSITIVE_FLOAT = _finite_float(0.0, inclusive=False)
+NONNEGATIVE_FLOAT = _finite_float(0.0, inclusive=True)
+
+
 def _add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="zones", choices=ALL_TASKS, help="benchmark task (default: zones)")
     p.add_argument("--config", type=Path, help="YAML file with a `task:` mapping of task keys, an `alternation:` "
@@ -60,41 +123,92 @@ def _add_task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                    help="override one task key, e.g. --set zones=7 (repeatable)")
     p.add_argument("--n", type=int, help="number of robots (task default: 1000 for zones)")
-    p.add_argument("--seed", type=int, default=0, help="the one seed every random draw flows from (default 0)")
+    p.add_argument("--seed", type=NONNEGATIVE, default=0,
+                   help="the one seed every random draw flows from (integer >= 0, default 0)")
 
 
 def _add_alternation_args(p: argparse.ArgumentParser) -> None:
     d = AlternationConfig()
     g = p.add_argument_group("learner")
-    g.add_argument("--rounds", type=int, help=f"alternation rounds (default {d.rounds})")
-    g.add_argument("--m", type=int, help=f"next-state samples per G-LEARN entry (default {d.m})")
-    g.add_argument("--tol", type=float, help=f"G-LEARN stopping tolerance on |Q - Q*| (default {d.tol})")
+    g.add_argument("--rounds", type=POSITIVE, help=f"alternation rounds (default {d.rounds})")
+    g.add_argument("--m", type=POSITIVE, help=f"next-state samples per G-LEARN entry (default {d.m})")
+    g.add_argument("--tol", type=POSITIVE_FLOAT, help=f"G-LEARN stopping tolerance on |Q - Q*| (> 0, default {d.tol})")
     g.add_argument("--k-ref", type=int, help="k of the full-observation reference for the global NE gap "
                    "(default min(n, 60); k-ref = n is exact full observation)")
-    g.add_argument("--gap-tol", type=float, help="stop early when both NE gaps fall below this (default: never)")
+    g.add_argument("--gap-tol", type=NONNEGATIVE_FLOAT,
+                   help="stop early when both NE gaps fall below this (>= 0; default 0: never)")
     g.add_argument("--local-method", choices=("exact", "sampled"), help="L-LEARN solver (default exact)")
-    g.add_argument("--local-temperature", type=float, help="softmax temperature for the local policy "
-                   "(default: greedy)")
-    g.add_argument("--eval-seeds", type=int, help=f"seeds for per-round values and gaps (default {d.eval_seeds})")
-    g.add_argument("--eval-rollouts", type=int, help=f"rollouts per seed per round (default {d.eval_rollouts})")
+    g.add_argument("--local-temperature", type=POSITIVE_FLOAT, help="softmax temperature for the local policy "
+                   "(> 0; default: greedy)")
+    g.add_argument("--eval-seeds", type=POSITIVE, help=f"seeds for per-round values and gaps (default {d.eval_seeds})")
+    g.add_argument("--eval-rollouts", type=POSITIVE,
+                   help=f"rollouts per seed per round (default {d.eval_rollouts})")
     g.add_argument("--no-certify", action="store_true", help="skip the NE-gap certificate (faster)")
     g = p.add_argument_group("deep learner (--learner deep)")
     g.add_argument("--dqn-steps", type=int, help="DQN env steps per global best response (default 2500)")
     g.add_argument("--ppo-iterations", type=int, help="PPO iterations per local best response (default 30)")
     g.add_argument("--certify", choices=("final", "every_round", "none"),
                    help="when to estimate the NE gap (default final: once, for the best pair)")
-    g.add_argument("--threads", type=int, help="torch CPU threads (default 1: small nets, bit-identical runs)")
+    g.add_argument("--threads", type=POSITIVE, help="torch CPU threads (default 1: small nets, bit-identical runs)")
 
 
 CONFIG_SECTIONS = ("alternation", "deep", "task")
+SECTION_EXAMPLES = {"alternation": "alternation: {rounds: 3}", "deep": "deep: {rounds: 2, dqn: {steps: 2500}}",
+                    "task": "task: {n: 1000}"}
 
 
 def _read_config(args: argparse.Namespace) -> dict[str, Any]:
-    file_config = load_yaml(args.config) if args.config else {}
-    unknown = sorted(set(file_config) - set(CONFIG_SECTIONS))
+    """The --config file, each section checked against what it fills (errors name the file and section)."""
+    if not args.config:
+        return {}
+    file_config = load_yaml(args.config)
+    unknown = sorted(str(key) for key in file_config if key not in CONFIG_SECTIONS)
     if unknown:
         raise AltmarlError(f"{args.config}: unknown top-level keys {unknown}; valid: {list(CONFIG_SECTIONS)}")
+    for section in CONFIG_SECTIONS:
+        value = file_config.get(section)
+        if value is not None and not isinstance(value, dict):
+            raise AltmarlError(f"{args.config}: `{section}:` must be a mapping of keys to values (e.g. "
+                               f"{SECTION_EXAMPLES[section]}), got {type(value).__name__} {value!r}")
+    checks = {"task": lambda values: config_from_mapping({**TASKS, **ENV_TASKS}[args.task][0], values),
+              "alternation": lambda values: _check_alternation(config_from_mapping(AlternationConfig, values)),
+              "deep": _check_deep_section}
+    for section, check in checks.items():
+        if file_config.get(section):
+            try:
+                check(file_config[section])
+            except GameValidationError as exc:
+                raise AltmarlError(f"{args.config}: in `{section}:`, {exc}") from exc
     return file_config
+
+
+def _check_deep_section(values: dict[str, Any]) -> None:
+    from altmarl_ros.marl.deep.learners import DeepConfig
+
+    DeepConfig.from_mapping(values)
+
+
+def _check_alternation(config: AlternationConfig) -> AlternationConfig:
+    """Range checks for every tabular learner key (types were checked when the config was built)."""
+    at_least = {"rounds": 1, "m": 1, "max_iters": 1, "local_m": 1, "mean_field_batch": 1, "mean_field_burn_in": 0,
+                "mean_field_steps": 1, "eval_seeds": 1, "eval_rollouts": 1}
+    for name, minimum in at_least.items():
+        if getattr(config, name) < minimum:
+            raise GameValidationError(f"{name} must be >= {minimum}, got {getattr(config, name)}")
+    if config.k_ref is not None and config.k_ref < 1:
+        raise GameValidationError(f"k_ref must be >= 1 (or null: min(n, 60)), got {config.k_ref}")
+    if not config.tol > 0:
+        raise GameValidationError(f"tol must be a number > 0, got {config.tol}")
+    if not config.gap_tol >= 0:
+        raise GameValidationError(f"gap_tol must be a number >= 0 (0: never stop early), got {config.gap_tol}")
+    if config.local_temperature is not None and not config.local_temperature > 0:
+        raise GameValidationError(f"local_temperature must be > 0 (or null: greedy), got {config.local_temperature}")
+    choices = {"glearn_method": ("sampled", "exact"), "local_method": ("exact", "sampled"),
+               "mean_field_mode": ("episodic", "stationary")}
+    for name, valid in choices.items():
+        if getattr(config, name) not in valid:
+            raise GameValidationError(f"{name} must be one of {list(valid)}, got {getattr(config, name)!r}")
+    return config
 
 
 def _task_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -108,10 +222,16 @@ def _task_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
 
 def _learner(args: argparse.Namespace) -> str:
     if args.learner is None:
-        return "tabular" if is_tabular(args.task) else "deep"
-    if args.learner == "tabular" and not is_tabular(args.task):
+        learner = "tabular" if is_tabular(args.task) else "deep"
+    elif args.learner == "tabular" and not is_tabular(args.task):
         raise AltmarlError(f"task {args.task!r} has continuous states: use --learner deep")
-    return args.learner
+    else:
+        learner = args.learner
+    ignored = "deep" if learner == "tabular" else "alternation"
+    if args.config and _read_config(args).get(ignored):
+        log.warning("%s: the %s learner does not read the `%s:` section (checked, then ignored)", args.config,
+                    learner, ignored)
+    return learner
 
 
 def _deep_config(args: argparse.Namespace):
@@ -142,13 +262,13 @@ def _alternation_config(args: argparse.Namespace, from_file: dict[str, Any]) -> 
             values[key] = value
     if getattr(args, "no_certify", False):
         values["certify"] = False
-    return AlternationConfig(**values)
+    return _check_alternation(config_from_mapping(AlternationConfig, values))
 
 
 # --- train ---------------------------------------------------------------------------------
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from altmarl_ros.training import save_result
+    from altmarl_ros.training import check_run_dir, save_result
 
     if _learner(args) == "deep":
         return _train_deep(args)
@@ -156,6 +276,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     game = make_game(args.task, overrides)
     config = _alternation_config(args, alternation)
     config.validate(game, args.k)
+    check_run_dir(args.out, force=args.force)
     log.info("training %s: n=%d, k=%d, seed=%d, %d rounds, k_ref=%d", args.task, game.n, args.k, args.seed,
              config.rounds, config.reference_k(game))
     start = time.perf_counter()
@@ -179,12 +300,13 @@ def _print_trained(what: str, seconds: float, result: Any, path: Path, gap_line:
 
 def _train_deep(args: argparse.Namespace) -> int:
     from altmarl_ros.marl.deep.learners import deep_alternate
-    from altmarl_ros.training import save_deep_result
+    from altmarl_ros.training import check_run_dir, save_deep_result
 
     overrides, _ = _task_overrides(args)
     env = make_env(args.task, overrides)
     config = _deep_config(args)
     config.validate(env, args.k)
+    check_run_dir(args.out, force=args.force)
     log.info("training %s with DQN + PPO: n=%d, k=%d, seed=%d, %d rounds, certificate: %s", args.task, env.n, args.k,
              args.seed, config.rounds, config.certify)
     result = deep_alternate(env, args.k, config, seed=args.seed, progress=not args.quiet)
@@ -207,6 +329,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from altmarl_ros.training import load_trained
 
     checkpoint = load_checkpoint(args.run)
+    _check_output_file(args.json, "--json")
     if checkpoint.meta.get("learner") == "deep":
         return _eval_deep(args, checkpoint)
     trained = load_trained(args.run, checkpoint=checkpoint)
@@ -231,8 +354,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                                                                 "n": game.n}),
                                                trained.local_policy, trained.k, seeds, args.rollouts)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0
+
+
+def _check_output_file(path: Path | None, flag: str) -> None:
+    """Before the work: the directory of an output file exists (it is created) and takes a file."""
+    if path is None:
+        return
+    if Path(path).is_dir():
+        raise AltmarlError(f"{flag} {path} is a directory; give the path of a file to write")
+    try:
+        probe_writable(Path(path).absolute().parent)
+    except OSError as exc:
+        raise AltmarlError(f"{flag} {path} cannot be written: {exc.strerror or exc} in "
+                           f"{Path(path).absolute().parent}") from exc
 
 
 def _report_eval(args: argparse.Namespace, meta: dict[str, Any], label: str, k: int, n: int, horizon: int,
@@ -303,14 +439,14 @@ def _eval_deep(args: argparse.Namespace, checkpoint: Any) -> int:
         print(f"  NE gap (re-estimated) global {cert.global_gap:.3f} ± {cert.global_gap_ci95:.3f}, "
               f"local {cert.local_gap:.3f} ± {cert.local_gap_ci95:.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0
 
 
 # --- sweep ---------------------------------------------------------------------------------
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from altmarl_ros.sweep import SWEEP_CSV, plot_sweep, run_sweep
+    from altmarl_ros.sweep import SWEEP_CSV, check_sweep_dir, plot_sweep, run_sweep
 
     if _learner(args) == "deep":
         return _sweep_deep(args)
@@ -319,6 +455,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     config = _alternation_config(args, alternation)
     for k in args.k:
         config.validate(game, k)
+    check_sweep_dir(args.out, force=args.force)
     rows = run_sweep(args.task, args.k, args.out, seed=args.seed, overrides=overrides, config=config,
                      eval_seeds=args.final_seeds, eval_rollouts=args.final_rollouts, progress=not args.quiet)
     fit = plot_sweep(rows, args.out, title=f"{args.task}, n = {game.n}, seed {args.seed}")
@@ -334,13 +471,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _sweep_deep(args: argparse.Namespace) -> int:
-    from altmarl_ros.sweep import SWEEP_CSV, aggregate_by_k, plot_sweep, run_deep_sweep
+    from altmarl_ros.sweep import SWEEP_CSV, aggregate_by_k, check_sweep_dir, plot_sweep, run_deep_sweep
 
     overrides, _ = _task_overrides(args)
     env = make_env(args.task, overrides)
     config = _deep_config(args)
     for k in args.k:
         config.validate(env, k)
+    check_sweep_dir(args.out, force=args.force)
     seeds = args.seeds or [args.seed]
     rows, baselines = run_deep_sweep(args.task, args.k, seeds, args.out, overrides, config, args.final_seeds,
                                      args.final_rollouts, progress=not args.quiet)
@@ -363,16 +501,23 @@ def cmd_eval_sim(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from altmarl_ros.marl.checkpoint import load_checkpoint, resolve_path
     from altmarl_ros.sim.config import WorldConfig
     from altmarl_ros.sim.episode import ZONE_MOVES, run_episode, transition_table
-    from altmarl_ros.tasks.config import config_from_mapping
     from altmarl_ros.training import load_trained
 
-    trained = load_trained(args.run)
-    world_values = load_yaml(args.world_config).get("world", {}) if args.world_config else {}
+    checkpoint = load_checkpoint(args.run)
+    task = checkpoint.meta.get("task")
+    if task != "zones":
+        raise AltmarlError(f"{resolve_path(args.run)} holds a {task!r} run; eval-sim drives robots between the zones "
+                           "of the swarm world and runs zones policies only (evaluate this run with `altmarl eval`)")
+    trained = load_trained(args.run, checkpoint=checkpoint)
+    world_values = dict(_world_section(args.world_config))
     world_values.update(_parse_assignments(args.world_set))
     world_values.update(backend=args.backend, gui=args.gui, zones=trained.game.num_local_states)
     config = config_from_mapping(WorldConfig, world_values)
+    for flag in ("png", "gif"):
+        _check_output_file(getattr(args, flag), f"--{flag}")
     n = args.n
     game = trained.game.with_n(n)
     log.info("running %d episode(s) of %d decisions (%.0f s each) with n=%d on the %s backend", args.episodes,
@@ -419,12 +564,34 @@ def cmd_eval_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _world_section(path: Path | None) -> dict[str, Any]:
+    """The `world:` mapping of a --world-config file (its only section), checked for shape."""
+    if path is None:
+        return {}
+    data = load_yaml(path)
+    unknown = sorted(str(key) for key in data if key != "world")
+    if unknown:
+        raise AltmarlError(f"{path}: unknown top-level keys {unknown}; valid: ['world']")
+    world = data.get("world")
+    if world is not None and not isinstance(world, dict):
+        raise AltmarlError(f"{path}: `world:` must be a mapping of world keys to values (e.g. world: "
+                           f"{{decision_period: 10}}), got {type(world).__name__} {world!r}")
+    return world or {}
+
+
 # --- sim ---------------------------------------------------------------------------------
 
 def cmd_sim(args: argparse.Namespace) -> int:
     from altmarl_ros.launch_plan import LaunchConfig
     from altmarl_ros.system import run_system
 
+    if args.checkpoint_out:
+        where = args.checkpoint_out.parent if args.checkpoint_out.suffix == ".npz" else args.checkpoint_out
+        try:
+            probe_writable(where)
+        except OSError as exc:
+            raise AltmarlError(f"--checkpoint-out {args.checkpoint_out} is not writable: {exc.strerror or exc} "
+                               f"in {where}") from exc
     try:
         import rclpy  # noqa: F401
     except ImportError as exc:
@@ -486,13 +653,20 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    common.add_argument("--memory-budget", type=_size, metavar="SIZE",
+                        help="memory this command may use, e.g. 8GiB, 500MB or a number of bytes; sets "
+                        f"{MEMORY_BUDGET_ENV} for it and every process it starts, so work that would not fit stops "
+                        "with an error before it starts (default: that variable if set, else no budget)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", parents=[common], help="run ALTERNATING-MARL and write a checkpoint",
                        description="Alternate G-LEARN and L-LEARN, certify the NE gap each round, save the best pair.")
     _add_task_args(p)
     p.add_argument("--k", type=int, required=True, help="robots the coordinator observes per step (1 <= k <= n)")
-    p.add_argument("--out", type=Path, required=True, help="run directory (checkpoint.npz, history.csv, summary.json)")
+    p.add_argument("--out", type=Path, required=True, help="run directory (checkpoint.npz, history.csv, summary.json); "
+                   "a new or empty directory, or an existing run with --force")
+    p.add_argument("--force", action="store_true", help="replace the run already in --out; the old run stays "
+                   "until the new one is complete, other files in --out are kept")
     _add_alternation_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -500,12 +674,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Discounted return and mode-tracking accuracy over seeds x rollouts, "
                        "and the NE gap (recorded at training, or re-measured with --gap).")
     p.add_argument("run", type=Path, help="run directory or checkpoint.npz")
-    p.add_argument("--seeds", type=int, default=len(DEFAULT_EVAL_SEEDS), help="evaluation seeds 0..S-1 (default 15)")
-    p.add_argument("--rollouts", type=int, default=DEFAULT_ROLLOUTS, help="rollouts per seed (default 50)")
+    p.add_argument("--seeds", type=POSITIVE, default=len(DEFAULT_EVAL_SEEDS),
+                   help="evaluation seeds 0..S-1 (S >= 1, default 15)")
+    p.add_argument("--rollouts", type=POSITIVE, default=DEFAULT_ROLLOUTS, help="rollouts per seed (default 50)")
     p.add_argument("--n", type=int, help="evaluate with another number of robots (default: the trained n)")
     p.add_argument("--gap", action="store_true", help="re-measure the global NE gap with the full protocol")
-    p.add_argument("--k-ref", type=int, default=60, help="reference k for --gap (default 60, capped at n)")
-    p.add_argument("--federated-seeds", type=int, default=10,
+    p.add_argument("--k-ref", type=POSITIVE, default=60, help="reference k for --gap (default 60, capped at n)")
+    p.add_argument("--federated-seeds", type=POSITIVE, default=10,
                    help="federated runs: seeds of the real federated optimisation check (default 10)")
     p.add_argument("--baselines", action="store_true",
                    help="also evaluate a random dispatcher with the trained robots, and with random robots")
@@ -519,9 +694,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("kinematic", "pybullet"), default="kinematic",
                    help="pybullet: wheels and contact; kinematic: unicycle integration (default)")
     p.add_argument("--n", type=int, default=50, help="number of robots (default 50)")
-    p.add_argument("--episodes", type=int, default=3, help="episodes of the task's horizon (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every draw in the world (default 0)")
-    p.add_argument("--rollouts", type=int, default=50, help="rollouts per seed of the tabular comparison")
+    p.add_argument("--episodes", type=POSITIVE, default=3, help="episodes of the task's horizon (>= 1, default 3)")
+    p.add_argument("--seed", type=NONNEGATIVE, default=0, help="seed of every draw in the world (default 0)")
+    p.add_argument("--rollouts", type=POSITIVE, default=50, help="rollouts per seed of the tabular comparison")
     p.add_argument("--world-config", type=Path, help="YAML with a `world:` mapping (see config/world.yaml)")
     p.add_argument("--set", dest="world_set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one world key, e.g. --set decision_period=10 (repeatable)")
@@ -534,19 +709,23 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Start the sim, fleet and coordinator nodes (and the recorder) as processes on "
                        "real rclpy, supervise them (Ctrl-C stops everything), and print a summary.")
     p.add_argument("--policy", type=Path, required=True, help="run directory or checkpoint.npz from altmarl train")
-    p.add_argument("--n", type=int, default=20, help="number of robots (default 20)")
-    p.add_argument("--k", type=int, default=4, help="robots sampled per step; must match the policy (default 4)")
+    p.add_argument("--n", type=POSITIVE, default=20, help="number of robots (default 20)")
+    p.add_argument("--k", type=POSITIVE, default=4, help="robots sampled per step; must match the policy (default 4)")
     p.add_argument("--backend", default="kinematic", help="kinematic (default) or pybullet")
-    p.add_argument("--robots-per-process", type=int, default=25, help="robot nodes per fleet process (default 25)")
+    p.add_argument("--robots-per-process", type=POSITIVE, default=25,
+                   help="robot nodes per fleet process (default 25)")
     p.add_argument("--learn", action="store_true", help="online G-LEARN in the coordinator")
     p.add_argument("--checkpoint-out", type=Path, help="where the learning coordinator saves (and resumes) Q")
     p.add_argument("--record", type=Path, help="write the run's topics to MCAP in this directory")
     p.add_argument("--world-config", type=Path, help="YAML with a `world:` mapping")
     p.add_argument("--params-file", type=Path, help="ROS 2 parameters file for every node (config/altmarl.yaml)")
-    p.add_argument("--speedup", type=float, default=1.0, help="simulated seconds per wall second (default 1)")
-    p.add_argument("--steps", type=int, default=30, help="decision steps before stopping (0: until Ctrl-C)")
-    p.add_argument("--timeout", type=float, default=3600.0, help="wall-clock limit in seconds")
-    p.add_argument("--seed", type=int, default=0, help="seed of the world and every node")
+    p.add_argument("--speedup", type=POSITIVE_FLOAT, default=1.0,
+                   help="simulated seconds per wall second (> 0, default 1)")
+    p.add_argument("--steps", type=NONNEGATIVE, default=30,
+                   help="decision steps before stopping (>= 0; 0: until Ctrl-C; default 30)")
+    p.add_argument("--timeout", type=POSITIVE_FLOAT, default=3600.0,
+                   help="wall-clock limit in seconds (> 0, default 3600)")
+    p.add_argument("--seed", type=NONNEGATIVE, default=0, help="seed of the world and every node")
     p.add_argument("--log-dir", type=Path, default=Path("runs/sim-logs"), help="one log file per process")
     p.set_defaults(func=cmd_sim)
 
@@ -555,10 +734,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "G-LEARN-time plots, and each k's checkpoint under OUT/k<K>/.")
     _add_task_args(p)
     p.add_argument("--k", type=_int_list, required=True, help="comma-separated k values, e.g. 1,2,3,5,10,20,35,50")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--final-seeds", type=int, default=len(DEFAULT_EVAL_SEEDS), help="protocol seeds (default 15)")
-    p.add_argument("--final-rollouts", type=int, default=DEFAULT_ROLLOUTS, help="protocol rollouts (default 50)")
-    p.add_argument("--seeds", type=_int_list, help="training seeds for --learner deep, e.g. 0,1,2 (default: --seed)")
+    p.add_argument("--out", type=Path, required=True, help="output directory (a new or empty one, or an existing "
+                   "sweep with --force)")
+    p.add_argument("--force", action="store_true", help="overwrite the sweep already in --out; each k's run is "
+                   "replaced only once its new run is complete")
+    p.add_argument("--final-seeds", type=POSITIVE, default=len(DEFAULT_EVAL_SEEDS), help="protocol seeds (default 15)")
+    p.add_argument("--final-rollouts", type=POSITIVE, default=DEFAULT_ROLLOUTS, help="protocol rollouts (default 50)")
+    p.add_argument("--seeds", type=_seed_list, help="training seeds for --learner deep, e.g. 0,1,2 (default: --seed)")
     _add_alternation_args(p)
     p.set_defaults(func=cmd_sweep)
     _add_render_parser(sub, common)
@@ -567,6 +749,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "memory_budget", None) is not None:
+        os.environ[MEMORY_BUDGET_ENV] = str(args.memory_budget)  # before any work, inherited by child processes
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:

@@ -1,11 +1,21 @@
-"""k-sweeps: train and evaluate at several k, write a CSV and the plots of the report."""
+"""k-sweeps: train and evaluate at several k, write a CSV and the plots of the report.
+
+Every file is replaced atomically: each k's run directory as a whole
+(training.save_run), sweep.csv, baselines.json and the plots through a
+temporary renamed into place, so a sweep killed at any point leaves complete
+files. `check_sweep_dir` is what `altmarl sweep --out` checks before the first
+run starts.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from altmarl_ros.marl.alternation import AlternationConfig, alternate
+from altmarl_ros.marl.checkpoint import atomic_file, atomic_write_text, is_temp_name, probe_writable
+from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.evaluation import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS, evaluate
 from altmarl_ros.tasks import make_game
 from altmarl_ros.training import save_result
@@ -22,6 +34,32 @@ log = logging.getLogger(__name__)
 SWEEP_CSV = "sweep.csv"
 BASELINES_JSON = "baselines.json"
 PLOTS = ("reward_vs_k.png", "ne_gap_vs_k.png", "mode_accuracy_vs_k.png", "glearn_time_vs_k.png")
+_RUN_DIR_RE = re.compile(r"^k\d+(-s\d+)?$")  # a sweep's run directories: k<K> (tabular), k<K>-s<SEED> (deep)
+
+
+def check_sweep_dir(out_dir: str | Path, force: bool = False) -> None:
+    """Refuse an `--out` that holds a sweep (unless `force`) or other files; probe it writable; before any run."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AltmarlError(f"--out {out_dir} is a file; a sweep is written into a directory")
+    if out_dir.is_dir():
+        entries = sorted(name for name in os.listdir(out_dir) if not is_temp_name(name))
+        ours = {SWEEP_CSV, BASELINES_JSON, *PLOTS}
+        held = [name for name in entries if name in ours or _RUN_DIR_RE.match(name)]
+        others = [name for name in entries if name not in held]
+        if others:
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise AltmarlError(f"--out {out_dir} holds files that are not part of an altmarl sweep ({shown}); "
+                               "choose a new or empty directory")
+        if held and not force:
+            shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+            raise AltmarlError(f"--out {out_dir} already holds a sweep ({shown}); pass --force to overwrite it "
+                               "(each k's run is replaced once its new run is complete), or choose another directory")
+    try:
+        probe_writable(out_dir)
+    except OSError as exc:
+        raise AltmarlError(f"--out {out_dir} is not writable: {exc.strerror or exc}; choose another "
+                           "directory") from exc
 
 
 @dataclass
@@ -127,7 +165,7 @@ def run_deep_sweep(task: str, ks: list[int], seeds: list[int], out_dir: str | Pa
                  k, seed, report.return_mean, report.return_std, report.mode_accuracy, dispatcher.return_mean,
                  result.seconds)
         write_csv(rows, out_dir / SWEEP_CSV)
-    (out_dir / BASELINES_JSON).write_text(json.dumps(baselines, indent=2))
+    atomic_write_text(out_dir / BASELINES_JSON, json.dumps(baselines, indent=2))
     return rows, baselines
 
 
@@ -148,11 +186,13 @@ def aggregate_by_k(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Replace the CSV atomically: a sweep killed while writing keeps the previous complete file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def read_csv(path: str | Path) -> list[dict[str, float]]:
@@ -187,7 +227,8 @@ def plot_sweep(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "",
         ax.set_title(title or f"n = {int(rows[0]['n'])}")
         ax.grid(True, which="both", alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out_dir / name, dpi=120)
+        with atomic_file(out_dir / name) as handle:
+            fig.savefig(handle, dpi=120, format="png")
         plt.close(fig)
 
     def spread(key: str) -> list[float]:

@@ -8,13 +8,22 @@ network weights as arrays named `global_net/...`, `local_actor/...`,
 (global_q, global_actions, local_policy), so the ROS 2 nodes and every
 tabular tool run them unchanged. `load_run` loads either kind as policies that
 act on a `PopulationEnv`.
+
+A run directory (checkpoint.npz, history.csv, summary.json) is written as a
+whole: the three files go into a staging sibling that replaces the directory
+in one rename (checkpoint.atomic_directory), so a run killed at any point
+leaves the complete old run or the complete new one, never a mix. Other files
+in the directory are kept. `check_run_dir` is what `altmarl train --out`
+checks before training starts.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +31,16 @@ from typing import Any
 import numpy as np
 
 from altmarl_ros.marl.alternation import AlternationResult
-from altmarl_ros.marl.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint, resolve_path, save_checkpoint
+from altmarl_ros.marl.checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    atomic_directory,
+    is_temp_name,
+    load_checkpoint,
+    probe_writable,
+    resolve_path,
+    write_checkpoint,
+)
 from altmarl_ros.marl.counts import CountIndex
 from altmarl_ros.marl.errors import AltmarlError, CheckpointError
 from altmarl_ros.marl.game import TabularGame
@@ -31,6 +49,7 @@ from altmarl_ros.tasks import is_tabular, make_env, make_game
 
 HISTORY_NAME = "history.csv"
 SUMMARY_NAME = "summary.json"
+RUN_FILES = (CHECKPOINT_NAME, HISTORY_NAME, SUMMARY_NAME)
 
 
 @dataclass
@@ -50,14 +69,67 @@ def save_result(result: AlternationResult, out_dir: str | Path, task: str, task_
     meta = _meta(task, task_overrides, result.game.config, result.k, result.game.n, result.seed, result.history(),
                  result.best_round, best, result.config.reference_k(result.game))
     meta.update(learner="tabular", alternation=dataclasses.asdict(result.config))
-    path = save_checkpoint(out_dir / CHECKPOINT_NAME, {
+    return save_run(out_dir, {
         "global_q": result.global_q.astype(np.float32),
         "global_actions": result.global_policy.actions.astype(np.int16),
         "local_policy": result.local_policy,
         "local_q": result.local_q,
-    }, meta)
-    _write_history(out_dir, result.history(), meta, best)
-    return path
+    }, meta, result.history(), dataclasses.asdict(best))
+
+
+def save_run(out_dir: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], history: list[dict],
+             best_record: dict[str, Any]) -> Path:
+    """Write checkpoint, history and summary of one run into `out_dir` as a whole (see the module docstring)."""
+    out_dir = Path(out_dir)
+    with atomic_directory(out_dir, RUN_FILES) as staging:
+        write_checkpoint(staging / CHECKPOINT_NAME, arrays, meta)
+        _write_new(staging / HISTORY_NAME, _history_csv(history))
+        _write_new(staging / SUMMARY_NAME, json.dumps(_summary(meta, best_record), indent=2))
+    return out_dir / CHECKPOINT_NAME
+
+
+def check_run_dir(out_dir: str | Path, force: bool = False) -> None:
+    """Refuse an `--out` that already holds a run (unless `force`) or holds other things; probe it writable.
+
+    Runs before training, so a run that cannot be saved is not trained: the
+    parent directories are created, a temporary is written and removed there
+    (where the new run is staged) and, if `out_dir` exists, inside it (where the
+    old run's files are removed once the new run is in place).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AltmarlError(f"--out {out_dir} is a file; a run is written as a directory (checkpoint.npz, "
+                           "history.csv, summary.json): choose a new or empty directory")
+    if out_dir.is_dir():
+        entries = sorted(name for name in os.listdir(out_dir) if not is_temp_name(name))
+        held = [name for name in entries if name in RUN_FILES]
+        if held and not force:
+            raise AltmarlError(f"--out {out_dir} already holds a run ({', '.join(held)}); pass --force to replace it "
+                               "(the old run stays until the new one is complete), or choose another directory")
+        if entries and not held:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise AltmarlError(f"--out {out_dir} exists and holds files that are not an altmarl run ({shown}); "
+                               "choose a new or empty directory")
+    ancestor = out_dir.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise AltmarlError(f"--out {out_dir} cannot be created: {ancestor} is a file, not a directory")
+    for directory in (out_dir.absolute().parent, *([out_dir] if out_dir.is_dir() else [])):
+        try:
+            probe_writable(directory)
+        except OSError as exc:
+            raise AltmarlError(f"--out {out_dir} is not writable: cannot write in {directory} "
+                               f"({exc.strerror or exc}); choose another directory") from exc
+
+
+def _write_new(path: Path, text: str) -> None:
+    """A new file in a private staging directory, flushed to disk before the directory is swapped in."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def load_trained(path: str | Path, expect_task: str | None = None, expect_zones: int | None = None,
@@ -119,15 +191,19 @@ def _meta(task: str, overrides: dict[str, Any], config: dict[str, Any], k: int, 
     }
 
 
-def _write_history(out_dir: Path, history: list[dict], meta: dict[str, Any], best: Any) -> None:
-    with open(out_dir / HISTORY_NAME, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
+def _history_csv(history: list[dict]) -> str:
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
+def _summary(meta: dict[str, Any], best_record: dict[str, Any]) -> dict[str, Any]:
     summary = {key: meta[key] for key in ("task", "k", "n", "seed", "best_round", "ne_gap")}
     summary["learner"] = meta.get("learner", "tabular")
-    summary["best_round_record"] = dataclasses.asdict(best)
-    (out_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
+    summary["best_round_record"] = best_record
+    return summary
 
 
 def save_deep_result(result: Any, out_dir: str | Path, task: str, task_overrides: dict[str, Any]) -> Path:
@@ -152,9 +228,7 @@ def save_deep_result(result: Any, out_dir: str | Path, task: str, task_overrides
         q = result.global_policy.q_values(obs).reshape(G, index.size, -1) / (1.0 - env.gamma)
         arrays.update(global_q=q.astype(np.float32), global_actions=np.argmax(q, axis=-1).astype(np.int16),
                       local_policy=env.tabulate_local(result.local_policy))
-    path = save_checkpoint(out_dir / CHECKPOINT_NAME, arrays, meta)
-    _write_history(out_dir, result.history(), meta, best)
-    return path
+    return save_run(out_dir, arrays, meta, result.history(), dataclasses.asdict(best))
 
 
 @dataclass

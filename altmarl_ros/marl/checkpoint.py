@@ -195,7 +195,15 @@ def array_limit() -> int:
 
 def load_checkpoint(path: str | Path, max_bytes: int | None = None) -> Checkpoint:
     """Read and verify a checkpoint; every failure is a CheckpointError that names the file."""
-    path = resolve_path(path)
+    given = Path(path)
+    path = resolve_path(given)
+    if not path.exists():
+        # a save killed while its run directory was moved aside (systems without RENAME_EXCHANGE): put it back
+        run_dir = given.parent if given.name == CHECKPOINT_NAME else given
+        if run_dir.suffix != ".npz":
+            with contextlib.suppress(OSError):
+                if recover_directory(Path(os.path.realpath(run_dir))):
+                    path = resolve_path(given)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: pass a run directory or a .npz written by `altmarl train`")
     if not path.is_file():
