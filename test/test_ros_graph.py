@@ -383,3 +383,43 @@ def test_a_heartbeat_flood_and_malformed_broadcasts_do_not_push_real_robots_out(
     else:
         print(f"real-time factor {log.real_time_factor():.2f} < 3.6: liveness under the flood not asserted "
               f"(alive per step {[r.alive for r in log.steps]})")
+
+
+@pytest.fixture()
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs that the test can fill: a real full disk (ENOSPC), removed afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN) to make a full disk")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_learning_coordinator_on_a_full_disk_logs_keeps_stepping_and_saves_once_there_is_room(policy, tiny_disk):
+    from altmarl_ros.nodes.coordinator_node import CoordinatorNode
+
+    out, world, _ = policy
+    target = tiny_disk / "online"
+    rclpy.init(args=["coordinator", "--ros-args", "-p", f"policy:={out}", "-p", f"world_config:={world}",
+                     "-p", "n:=20", "-p", "k:=4", "-p", "learn:=true", "-p", f"checkpoint_out:={target}"])
+    try:
+        node = CoordinatorNode()
+        filler = tiny_disk / "filler"
+        with open(filler, "wb", buffering=0) as handle:  # fill the disk to the last byte
+            try:
+                while True:
+                    handle.write(b"\0" * 512)
+            except OSError:
+                pass
+        node.save()  # ENOSPC: logged, not raised
+        node.save()
+        assert node.failed_saves == 2 and not (target / "checkpoint.npz").exists()
+        filler.unlink()  # room again: the next save works and the failures are reset
+        node.save()
+        assert node.failed_saves == 0 and (target / "checkpoint.npz").is_file()
+        assert sorted(path.name for path in target.iterdir()) == ["checkpoint.npz"]  # no temporaries left
+        load_checkpoint(target)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()

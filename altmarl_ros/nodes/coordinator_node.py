@@ -24,8 +24,14 @@ from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from altmarl_ros.agents.coordinator import Coordinator
-from altmarl_ros.marl.checkpoint import CHECKPOINT_NAME, load_checkpoint, resolve_path, save_checkpoint
-from altmarl_ros.marl.errors import AltmarlError
+from altmarl_ros.marl.checkpoint import (
+    CHECKPOINT_NAME,
+    RESERVED_KEYS,
+    load_checkpoint,
+    resolve_path,
+    save_checkpoint,
+)
+from altmarl_ros.marl.errors import AltmarlError, CheckpointError
 from altmarl_ros.marl.glearn import OnlineGLearner
 from altmarl_ros.nodes import topics
 from altmarl_ros.nodes.common import (
@@ -65,6 +71,8 @@ class CoordinatorNode(Node):
         self.rng = np.random.default_rng([p["seed"], 1_000_003])
         learner = None
         self.checkpoint_out = Path(p["checkpoint_out"]) if p["checkpoint_out"] else None
+        self.source = None  # the policy's checkpoint, read at the first online save
+        self.failed_saves = 0
         if p["learn"]:
             q_values, visits = trained.global_q, None
             if self.checkpoint_out is not None and resolve_path(self.checkpoint_out).exists():
@@ -311,20 +319,33 @@ class CoordinatorNode(Node):
         self.marker_pub.publish(MarkerArray(markers=markers))
 
     def save(self) -> None:
+        """Write the online Q table; a failure (full disk, a vanished directory) is logged and retried at the
+        next save while the node keeps stepping: robots must not stop because a disk filled up."""
         if self.coordinator.learner is None or self.checkpoint_out is None:
             return
-        source = load_checkpoint(self.params["policy"])
-        arrays = dict(source.arrays)
+        if self.source is None:
+            self.source = load_checkpoint(self.params["policy"])  # once: arrays and metadata of the policy
+        arrays = dict(self.source.arrays)
         q = self.coordinator.q_values
         arrays["global_q"] = q.astype(np.float32)
         arrays["global_actions"] = np.argmax(q, axis=-1).astype(np.int16)
         arrays["online_visits"] = self.coordinator.learner.visits
-        meta = {key: value for key, value in source.meta.items()
-                if key not in ("format", "schema_version", "versions", "arrays")}
+        meta = {key: value for key, value in self.source.meta.items() if key not in RESERVED_KEYS}
         meta["online"] = {"steps": self.coordinator.step, "updates": int(self.coordinator.learner.visits.sum())}
         target = self.checkpoint_out if self.checkpoint_out.suffix == ".npz" else self.checkpoint_out / CHECKPOINT_NAME
-        path = save_checkpoint(target, arrays, meta)
-        self.get_logger().info(f"saved the online Q table to {path}")
+        try:
+            path = save_checkpoint(target, arrays, meta)
+        except (OSError, CheckpointError) as exc:
+            self.failed_saves += 1
+            self.get_logger().error(f"could not save the online Q table to {target} ({exc}); still stepping, "
+                                    f"retrying at the next save ({self.failed_saves} failed so far)",
+                                    throttle_duration_sec=10.0)
+            return
+        if self.failed_saves:
+            self.get_logger().info(f"saved the online Q table to {path} after {self.failed_saves} failed saves")
+            self.failed_saves = 0
+        else:
+            self.get_logger().info(f"saved the online Q table to {path}")
 
     def close(self) -> None:
         self.save()
