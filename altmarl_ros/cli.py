@@ -182,10 +182,26 @@ def _read_config(args: argparse.Namespace) -> dict[str, Any]:
     return file_config
 
 
+class _AnyK:
+    """Stands in for the task's env when a `deep:` section is checked alone: every check but the k range."""
+
+    @staticmethod
+    def check_k(k: int) -> None:
+        return None
+
+
 def _check_deep_section(values: dict[str, Any]) -> None:
     from altmarl_ros.marl.deep.learners import DeepConfig
 
-    DeepConfig.from_mapping(values)
+    config = DeepConfig.from_mapping(values)
+    config.validate(_AnyK(), 1)
+    _check_deep_gap_tol(config)
+
+
+def _check_deep_gap_tol(config: Any) -> Any:
+    if not config.gap_tol >= 0:
+        raise GameValidationError(f"gap_tol must be a number >= 0 (0: never stop early), got {config.gap_tol}")
+    return config
 
 
 def _check_alternation(config: AlternationConfig) -> AlternationConfig:
@@ -247,7 +263,7 @@ def _deep_config(args: argparse.Namespace):
     for flag, section, key in (("dqn_steps", "dqn", "steps"), ("ppo_iterations", "ppo", "iterations")):
         if getattr(args, flag, None) is not None:
             values.setdefault(section, {})[key] = getattr(args, flag)
-    return DeepConfig.from_mapping(values)
+    return _check_deep_gap_tol(DeepConfig.from_mapping(values))
 
 
 def _alternation_config(args: argparse.Namespace, from_file: dict[str, Any]) -> AlternationConfig:
