@@ -297,12 +297,22 @@ def cmd_train(args: argparse.Namespace) -> int:
              config.rounds, config.reference_k(game))
     start = time.perf_counter()
     result = alternate(game, args.k, config, seed=args.seed, progress=not args.quiet)
-    path = save_result(result, args.out, args.task, overrides)
+    path = _save(save_result, result, args, overrides)
     best = result.best
     _print_trained(f"{args.task} k={args.k} n={game.n} seed={args.seed}", time.perf_counter() - start, result, path,
                    f"NE gap: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} "
                    f"(vs k_ref={config.reference_k(game)}), local {best.local_gap:.4f}")
     return 0
+
+
+def _save(save: Callable[..., Path], result: Any, args: argparse.Namespace, overrides: dict[str, Any]) -> Path:
+    """Save the trained run; an OS failure (e.g. a full disk) after training is a clear error, not a traceback."""
+    try:
+        return save(result, args.out, args.task, overrides)
+    except OSError as exc:
+        raise AltmarlError(f"could not save the run to --out {args.out}: {exc.strerror or exc}"
+                           f"{' (' + exc.filename + ')' if isinstance(exc.filename, str) else ''}; what was in "
+                           f"{args.out} before is unchanged") from exc
 
 
 def _print_trained(what: str, seconds: float, result: Any, path: Path, gap_line: str) -> None:
@@ -326,7 +336,7 @@ def _train_deep(args: argparse.Namespace) -> int:
     log.info("training %s with DQN + PPO: n=%d, k=%d, seed=%d, %d rounds, certificate: %s", args.task, env.n, args.k,
              args.seed, config.rounds, config.certify)
     result = deep_alternate(env, args.k, config, seed=args.seed, progress=not args.quiet)
-    path = save_deep_result(result, args.out, args.task, overrides)
+    path = _save(save_deep_result, result, args, overrides)
     best = result.best
     gap_line = (f"NE gap estimate: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (vs the same DQN with "
                 f"full observation), local {best.local_gap:.3f} ± {best.local_gap_ci95:.3f} (vs a fresh PPO best "
@@ -472,8 +482,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for k in args.k:
         config.validate(game, k)
     check_sweep_dir(args.out, force=args.force)
-    rows = run_sweep(args.task, args.k, args.out, seed=args.seed, overrides=overrides, config=config,
-                     eval_seeds=args.final_seeds, eval_rollouts=args.final_rollouts, progress=not args.quiet)
+    try:
+        rows = run_sweep(args.task, args.k, args.out, seed=args.seed, overrides=overrides, config=config,
+                         eval_seeds=args.final_seeds, eval_rollouts=args.final_rollouts, progress=not args.quiet)
+    except OSError as exc:
+        raise _sweep_save_error(args, exc) from exc
     fit = plot_sweep(rows, args.out, title=f"{args.task}, n = {game.n}, seed {args.seed}")
     print(f"{'k':>4} {'return':>16} {'mode acc':>9} {'global gap':>18} {'local gap':>10} {'G-LEARN s':>10}")
     for r in rows:
@@ -486,6 +499,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_save_error(args: argparse.Namespace, exc: OSError) -> AltmarlError:
+    where = f" ({exc.filename})" if isinstance(exc.filename, str) else ""
+    return AltmarlError(f"could not write the sweep to --out {args.out}: {exc.strerror or exc}{where}; the runs "
+                        f"and rows written before are complete")
+
+
 def _sweep_deep(args: argparse.Namespace) -> int:
     from altmarl_ros.sweep import SWEEP_CSV, aggregate_by_k, check_sweep_dir, plot_sweep, run_deep_sweep
 
@@ -496,8 +515,11 @@ def _sweep_deep(args: argparse.Namespace) -> int:
         config.validate(env, k)
     check_sweep_dir(args.out, force=args.force)
     seeds = args.seeds or [args.seed]
-    rows, baselines = run_deep_sweep(args.task, args.k, seeds, args.out, overrides, config, args.final_seeds,
-                                     args.final_rollouts, progress=not args.quiet)
+    try:
+        rows, baselines = run_deep_sweep(args.task, args.k, seeds, args.out, overrides, config, args.final_seeds,
+                                         args.final_rollouts, progress=not args.quiet)
+    except OSError as exc:
+        raise _sweep_save_error(args, exc) from exc
     plot_sweep(rows, args.out, title=f"{args.task} (deep), n = {env.n}, seeds {seeds}", baselines=baselines)
     print(f"{'k':>4} {'seeds':>5} {'return (mean ± std over seeds)':>31} {'mode acc':>16} "
           f"{'random dispatcher':>18} {'train s':>8}")

@@ -97,6 +97,13 @@ def check_run_dir(out_dir: str | Path, force: bool = False) -> None:
     old run's files are removed once the new run is in place).
     """
     out_dir = Path(out_dir)
+    real, cwd = Path(os.path.realpath(out_dir)), Path(os.path.realpath(os.getcwd()))
+    if real == cwd or real in cwd.parents:
+        raise AltmarlError(f"--out {out_dir} is the current directory or one above it; a run directory is replaced "
+                           "as a whole, so give it a directory of its own (e.g. --out runs/NAME)")
+    if os.path.ismount(real):
+        raise AltmarlError(f"--out {out_dir} is a mount point; a run directory is replaced as a whole, so give it a "
+                           f"directory of its own inside it (e.g. --out {out_dir}/NAME)")
     if out_dir.exists() and not out_dir.is_dir():
         raise AltmarlError(f"--out {out_dir} is a file; a run is written as a directory (checkpoint.npz, "
                            "history.csv, summary.json): choose a new or empty directory")

@@ -263,6 +263,27 @@ def test_out_in_a_read_only_directory_is_refused_before_training(tmp_path, capsy
     assert "is not writable" in capsys.readouterr().err
 
 
+def test_out_that_is_the_current_directory_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "alternate", _no_training)
+    assert main(["train", "--k", "2", "--out", ".", *TINY]) == 2
+    assert "is the current directory or one above it" in capsys.readouterr().err
+
+
+def test_a_full_disk_at_save_time_is_a_clear_error_and_keeps_the_old_run(trained_run, capsys, monkeypatch):
+    before = {p.name: p.read_bytes() for p in trained_run.iterdir()}
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(trained_run / "checkpoint.npz"))
+
+    monkeypatch.setattr("altmarl_ros.training.write_checkpoint", full)
+    assert main(["train", "--k", "2", "--seed", "5", "--out", str(trained_run), "--force", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert f"could not save the run to --out {trained_run}: No space left on device" in err
+    assert {p.name: p.read_bytes() for p in trained_run.iterdir()} == before
+    assert [p.name for p in trained_run.parent.iterdir()] == ["run"]  # the staging directory was removed
+
+
 def test_probe_leaves_nothing_behind(tmp_path):
     ckpt.probe_writable(tmp_path / "new")
     assert list((tmp_path / "new").iterdir()) == []
