@@ -640,7 +640,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                           record=str(args.record) if args.record else "", world_config=str(args.world_config or ""),
                           seed=args.seed, speedup=args.speedup, decision_steps=args.steps,
                           checkpoint_out=str(args.checkpoint_out or ""),
-                          params_file=str(args.params_file or ""))
+                          params_file=str(args.params_file or ""), security=str(args.security or ""))
     run = run_system(config, args.log_dir, timeout=args.timeout, progress=not args.quiet)
     s = run.summary
     print(f"ran {s.steps} decision steps in {run.wall_seconds:.1f} s wall (n={args.n}, k={args.k}, "
@@ -682,6 +682,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     drawn = ", ".join(f"{ns} {count}" for ns, count in sorted(picture.namespaces.items()))
     print(f"wrote {picture.path}: markers at t = {picture.time:.2f} s{step} ({drawn})")
     return 0
+
+
+# --- keystore (self-contained: the plan's enclaves come from altmarl_ros.security) ----------------
+
+def _add_keystore_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    from altmarl_ros import security
+
+    p = sub.add_parser("keystore", parents=[common], help="create the SROS2 keystore and enclaves a launch needs",
+                       description="Create (or complete) an SROS2 keystore with one enclave per process of the "
+                       "launch plan these arguments give, for security:=KEYSTORE (ros2 launch) or altmarl sim "
+                       "--security KEYSTORE. Needs `ros2 security` (sros2, part of any ROS 2 install).")
+    security.add_arguments(p)
+    p.set_defaults(func=security.run_from_arguments)
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -765,6 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall-clock limit in seconds (> 0, default 3600)")
     p.add_argument("--seed", type=NONNEGATIVE, default=0, help="seed of the world and every node")
     p.add_argument("--log-dir", type=Path, default=Path("runs/sim-logs"), help="one log file per process")
+    p.add_argument("--security", type=Path, help="SROS2 keystore (from altmarl keystore): every node and the "
+                   "monitor under DDS Security, ROS_SECURITY_STRATEGY=Enforce")
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("sweep", parents=[common], help="train and evaluate at several k; CSV and plots",
@@ -782,6 +797,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_alternation_args(p)
     p.set_defaults(func=cmd_sweep)
     _add_render_parser(sub, common)
+    _add_keystore_parser(sub, common)
     return parser
 
 

@@ -65,33 +65,51 @@ def plan_enclaves(names: Iterable[str], observers: Iterable[str] = OBSERVERS) ->
     return [enclave_of(name) for name in (*names, *observers)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`altmarl keystore DIR --n N ...`: the keystore and enclaves for the plan these launch arguments give."""
+def create_for_plan(keystore: str | Path, n: int, robots_per_process: int = 25, robot_ids: Iterable[int] = (),
+                    record: bool = False, hardware: bool = False) -> list[str]:
+    """The keystore and every enclave of the plan these launch arguments give (plus one robot_node per
+    id in `robot_ids`, for robots on their own computers, and the monitor); returns the enclaves created."""
     from altmarl_ros.launch_plan import LaunchConfig, assemble_plan
 
-    parser = argparse.ArgumentParser(prog="altmarl keystore", description=main.__doc__)
-    parser.add_argument("keystore", help="keystore directory (created if new; existing enclaves are kept)")
-    parser.add_argument("--n", type=int, default=LaunchConfig.n, help="robots of the plan")
-    parser.add_argument("--robots-per-process", type=int, default=LaunchConfig.robots_per_process)
-    parser.add_argument("--robot-id", type=int, action="append", default=[],
-                        help="one robot per computer: its robot_node's enclave (repeatable)")
-    parser.add_argument("--record", action="store_true", help="include the recorder")
-    parser.add_argument("--hardware", action="store_true", help="no sim node")
-    args = parser.parse_args(argv)
-    try:
-        config = LaunchConfig(n=args.n, k=1, robots_per_process=args.robots_per_process, hardware=args.hardware,
-                              record="record" if args.record else "")
-        names = [spec.name for spec in assemble_plan(config)]
-        names += [spec.name for robot_id in args.robot_id
-                  for spec in assemble_plan(LaunchConfig(n=args.n, k=1, hardware=True, robot_id=robot_id))
+    config = LaunchConfig(n=n, k=1, robots_per_process=robots_per_process, hardware=hardware,
+                          record="record" if record else "")
+    names = [spec.name for spec in assemble_plan(config)]
+    for robot_id in robot_ids:
+        if not 0 <= robot_id < n:
+            raise SecurityError(f"robot id {robot_id} outside [0, {n})")
+        names += [spec.name for spec in assemble_plan(LaunchConfig(n=n, k=1, hardware=True, robot_id=robot_id))
                   if spec.executable == "robot_node"]
-        created = create_keystore(args.keystore, plan_enclaves(names))
+    return create_keystore(keystore, plan_enclaves(names))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("keystore", help="keystore directory (created if new; existing enclaves are kept)")
+    parser.add_argument("--n", type=int, default=20, help="robots of the plan (default 20)")
+    parser.add_argument("--robots-per-process", type=int, default=25, help="robots per fleet process (default 25)")
+    parser.add_argument("--robot-id", type=int, action="append", default=[],
+                        help="a robot on its own computer: its robot_node's enclave (repeatable)")
+    parser.add_argument("--record", action="store_true", help="include the recorder's enclave")
+    parser.add_argument("--hardware", action="store_true", help="no sim node (hardware.launch.py)")
+
+
+def run_from_arguments(args: argparse.Namespace) -> int:
+    created = create_for_plan(args.keystore, args.n, args.robots_per_process, args.robot_id, args.record,
+                              args.hardware)
+    print(f"keystore {args.keystore}: {len(created)} enclaves created"
+          + (f" ({', '.join(created)})" if created else " (all there already)")
+          + f"; launch with security:={Path(args.keystore).absolute()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The keystore and enclaves for the plan these launch arguments give (what `altmarl keystore` runs)."""
+    parser = argparse.ArgumentParser(prog="altmarl keystore", description=main.__doc__)
+    add_arguments(parser)
+    try:
+        return run_from_arguments(parser.parse_args(argv))
     except AltmarlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"keystore {args.keystore}: {len(created)} enclaves created"
-          + (f" ({', '.join(created)})" if created else "") + "; launch with security:=" + args.keystore)
-    return 0
 
 
 if __name__ == "__main__":
