@@ -26,23 +26,15 @@ if not SECOND_ROS or not Path(SECOND_ROS).is_file():
                 "(.ci/run writes one for the Jazzy in ../shared/ros2)", allow_module_level=True)
 
 from altmarl_ros.launch_plan import LaunchConfig, NodeSpec  # noqa: E402
-from altmarl_ros.marl.alternation import AlternationConfig, alternate  # noqa: E402
 from altmarl_ros.supervisor import python_command  # noqa: E402
 from altmarl_ros.system import run_system  # noqa: E402
-from altmarl_ros.tasks import make_game  # noqa: E402
-from altmarl_ros.training import save_result  # noqa: E402
 
-WORLD = "world:\n  zone_radius: 1.3\n  ring_radius: 2.35\n  arena_half_size: 4.2\n  decision_period: 6.0\n"
 STEPS = 10
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("policy")
-    save_result(alternate(make_game("zones"), 4, AlternationConfig(rounds=1, certify=False, eval_seeds=1,
-                                                                   eval_rollouts=2), seed=0), out, "zones", {})
-    (out / "world.yaml").write_text(WORLD)
-    return out
+def trained(tiny_run):
+    return tiny_run(4)
 
 
 def second_ros_command(spec: NodeSpec) -> list[str]:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -39,26 +40,16 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from std_msgs.msg import Int32MultiArray, String  # noqa: E402
 
-from altmarl_ros.marl.alternation import AlternationConfig, alternate  # noqa: E402
 from altmarl_ros.nodes.common import load_world  # noqa: E402
 from altmarl_ros.sim.config import zone_centres  # noqa: E402
-from altmarl_ros.tasks import make_game  # noqa: E402
-from altmarl_ros.training import save_result  # noqa: E402
 
-FAST_WORLD = "world:\n  zone_radius: 1.3\n  ring_radius: 2.35\n  arena_half_size: 4.2\n  decision_period: 6.0\n"
 STOP_SECONDS = 60.0  # a clean stop takes seconds; this only bounds a hang
 
 
 @pytest.fixture(scope="module")
-def policies(tmp_path_factory):
+def policies(tiny_run):
     """Tiny zones policies for k = 2 and k = 4 (one alternation round, no certificate)."""
-    out = {}
-    for k in (2, 4):
-        path = tmp_path_factory.mktemp(f"policy-k{k}")
-        save_result(alternate(make_game("zones"), k, AlternationConfig(rounds=1, certify=False, eval_seeds=1,
-                                                                       eval_rollouts=2), seed=0), path, "zones", {})
-        out[k] = path
-    return out
+    return {k: tiny_run(k) for k in (2, 4)}
 
 
 @pytest.fixture()
@@ -175,7 +166,7 @@ def assert_k_per_step(observer: Observer, n: int, k: int) -> None:
     """The protocol: each step asks exactly k distinct live robots and accepts at most k replies."""
     assert observer.requests
     for request in observer.requests:
-        ids = request[1:]
+        ids = request[2:]  # [session, step, ids...]
         assert len(ids) == k and len(set(ids)) == k and all(0 <= i < n for i in ids), request
     last = observer.stats[-1]
     assert last["requests"] == k * last["steps"] and last["replies"] <= last["requests"] and last["rejected"] == 0
@@ -189,7 +180,7 @@ def test_sim_launch_with_every_sim_argument_and_ros_parameters(policies, observe
     frames = set()
     observer.node.create_subscription(TFMessage, "/tf", lambda m: frames.update(
         (t.header.frame_id, t.child_frame_id) for t in m.transforms), 10)
-    (tmp_path / "fast_world.yaml").write_text(FAST_WORLD)
+    shutil.copy(policies[4] / "world.yaml", tmp_path / "fast_world.yaml")  # a relative path, from the cwd
     (tmp_path / "params.yaml").write_text("coordinator:\n  ros__parameters:\n    reply_timeout: 1.25\n")
     arguments = {"n": 12, "k": 4, "policy": policies[4], "backend": "kinematic", "robots_per_process": 5,
                  "learn": "true", "record": "rec", "checkpoint_out": "online", "world_config": "fast_world.yaml",
@@ -224,7 +215,7 @@ def test_sim_launch_with_every_sim_argument_and_ros_parameters(policies, observe
 
 
 def test_pybullet_backend_under_ros2_launch(policies, observer, tmp_path):
-    (tmp_path / "fast_world.yaml").write_text(FAST_WORLD)
+    shutil.copy(policies[2] / "world.yaml", tmp_path / "fast_world.yaml")
     launch = Launch("sim.launch.py", {"n": 6, "k": 2, "policy": policies[2], "backend": "pybullet",
                                       "world_config": "fast_world.yaml"}, tmp_path)
     try:
@@ -335,28 +326,47 @@ def test_the_rviz_config_is_installed_with_the_world_frame():
                    ("sim.launch.py", "hardware.launch.py", "coordinator.launch.py", "robot.launch.py")])
 
 
-def test_security_launch_argument_shuts_out_an_unenrolled_observer(policies, domain, tmp_path, monkeypatch):
+ENROLLED_LISTENER = """
+import json, sys, time
+import rclpy
+from std_msgs.msg import Int32MultiArray, String
+out, seconds, enclave = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+rclpy.init(args=["--ros-args", "--enclave", enclave])
+node = rclpy.create_node("_enrolled_listener")
+seen = {"stats": [], "requests": []}
+node.create_subscription(String, "/altmarl/stats", lambda m: seen["stats"].append(json.loads(m.data)), 100)
+node.create_subscription(Int32MultiArray, "/altmarl/sample_request", lambda m: seen["requests"].append(list(m.data)),
+                         100)
+end = time.monotonic() + seconds
+while time.monotonic() < end and len(seen["stats"]) < 3:
+    rclpy.spin_once(node, timeout_sec=0.1)
+json.dump(seen, open(out, "w"))
+"""
+
+
+def test_security_launch_argument_shuts_out_an_unenrolled_observer(policies, observer, tmp_path):
+    """security:=<keystore>: an enrolled listener (its own process: security is per process) sees the
+    steps; this process's observer, with no enclave, sees nothing."""
     pytest.importorskip("sros2", reason="no sros2 (ROS 2 security tools) in this ROS 2")
+    import sys
+
     from altmarl_ros.security import main as keystore_main
     from altmarl_ros.security import security_env
 
     keystore = tmp_path / "keys"
     assert keystore_main([str(keystore), "--n", "6", "--robots-per-process", "6"]) == 0
-    outsider = Observer()  # created before the security variables are set: no enclave, no security
-    secure = security_env(str(keystore))
-    for name, value in secure.items():
-        monkeypatch.setenv(name, value)
-    enrolled = Observer(["--ros-args", "--enclave", "/altmarl/monitor"])
-    for name in secure:
-        monkeypatch.delenv(name)
     launch = Launch("sim.launch.py", {"n": 6, "k": 2, "policy": policies[2], "security": "keys"}, tmp_path)
+    report = tmp_path / "enrolled.json"
+    listener = subprocess.Popen([sys.executable, "-c", ENROLLED_LISTENER, str(report), "90", "/altmarl/monitor"],
+                                env={**os.environ, **security_env(str(keystore))})
     try:
-        enrolled.spin_until(lambda: len(enrolled.stats) >= 2, 90, "2 decision steps seen by an enrolled node", launch)
-        for _ in range(40):
-            outsider.executor.spin_once(timeout_sec=0.05)
+        deadline = time.monotonic() + 100
+        while listener.poll() is None and time.monotonic() < deadline:
+            observer.executor.spin_once(timeout_sec=0.1)
     finally:
+        listener.kill()
         assert_clean_stop(launch)
-        enrolled.close()
-        outsider.close()
-    assert_k_per_step(enrolled, 6, 2)
-    assert outsider.stats == [] and outsider.requests == []  # the unenrolled participant receives nothing
+    seen = json.loads(report.read_text())
+    assert len(seen["stats"]) >= 3, launch.log()[-3000:]  # enrolled: the secured graph works
+    assert_k_per_step(SimpleNamespace(**seen), 6, 2)
+    assert observer.stats == [] and observer.requests == []  # no enclave: this process received nothing

@@ -23,13 +23,9 @@ pytest.importorskip("rclpy")
 pytest.importorskip("sros2", reason="no sros2 (ROS 2 security tools): source a ROS 2 install")
 
 from altmarl_ros.launch_plan import LaunchConfig  # noqa: E402
-from altmarl_ros.marl.alternation import AlternationConfig, alternate  # noqa: E402
 from altmarl_ros.security import main as keystore_main  # noqa: E402
 from altmarl_ros.system import run_system  # noqa: E402
-from altmarl_ros.tasks import make_game  # noqa: E402
-from altmarl_ros.training import save_result  # noqa: E402
 
-WORLD = "world:\n  zone_radius: 1.3\n  ring_radius: 2.35\n  arena_half_size: 4.2\n  decision_period: 6.0\n"
 FORGED_SESSION = 1234567
 
 INTRUDER = textwrap.dedent('''
@@ -73,12 +69,8 @@ INTRUDER = textwrap.dedent('''
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("policy")
-    save_result(alternate(make_game("zones"), 2, AlternationConfig(rounds=1, certify=False, eval_seeds=1,
-                                                                   eval_rollouts=2), seed=0), out, "zones", {})
-    (out / "world.yaml").write_text(WORLD)
-    return out
+def trained(tiny_run):
+    return tiny_run(2)
 
 
 @pytest.mark.parametrize("secured", [True, False], ids=["enforce", "control-without-security"])
