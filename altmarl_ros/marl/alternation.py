@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from altmarl_ros.marl import budget
 from altmarl_ros.marl.certificate import global_gap
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.evaluation import EvaluationReport, evaluate
@@ -65,9 +66,69 @@ class AlternationConfig:
         if self.eval_seeds < 1 or self.eval_rollouts < 1:
             raise GameValidationError("eval_seeds and eval_rollouts must be >= 1")
         check_population(game.n, self.reference_k(game))
+        self.check_memory(game, k)
 
     def reference_k(self, game: TabularGame) -> int:
         return min(game.n, DEFAULT_K_REF) if self.k_ref is None else int(self.k_ref)
+
+    def memory_phases(self, game: TabularGame, k: int, k_ref: int | None | bool = True
+                      ) -> tuple[int, list[tuple[str, int]]]:
+        """What a run keeps across rounds and the peak of each step (budget.alternation_phases).
+
+        `k_ref`: True for this config's reference (none without the certificate), None for none, or a value.
+        """
+        if k_ref is True:
+            k_ref = self.reference_k(game) if self.certify else None
+        episodic = self.mean_field_mode == "episodic"
+        return budget.alternation_phases(
+            game.num_global_states, game.num_global_actions, game.num_local_states, game.num_local_actions, k,
+            m=self.m, method=self.glearn_method, k_ref=k_ref, local_method=self.local_method, local_m=self.local_m,
+            horizon=game.horizon, eval_rollouts=self.eval_rollouts, mean_field_batch=self.mean_field_batch,
+            mean_field_horizon=game.horizon if episodic else self.mean_field_burn_in + self.mean_field_steps,
+            mean_field_used=game.horizon if episodic else self.mean_field_steps)
+
+    def memory_bytes(self, game: TabularGame, k: int, k_ref: int | None | bool = True) -> int:
+        """Peak memory of the run's arrays: what it keeps plus its largest step."""
+        kept, phases = self.memory_phases(game, k, k_ref)
+        return kept + max(size for _, size in phases)
+
+    def check_memory(self, game: TabularGame, k: int) -> int:
+        """Refuse the run before it starts if it exceeds the memory budget; say what would fit instead."""
+        kept, phases = self.memory_phases(game, k)
+        step, largest = max(phases, key=lambda phase: phase[1])
+        total, limit = kept + largest, budget.budget()
+        if total <= limit:
+            return total
+        return budget.check(
+            total, f"training with k={k} on {game.name} (n={game.n}, {game.num_local_states} local states, "
+            f"{game.num_global_states} global states)", self._memory_hint(game, k, limit),
+            f"its largest step is {step}: {budget.format_bytes(largest)}; kept across rounds (Q tables, policies, "
+            f"the game): {budget.format_bytes(kept)}")
+
+    def _memory_hint(self, game: TabularGame, k: int, limit: int) -> str:
+        """What would fit: the largest k, the largest k_ref, no certificate."""
+        k_ref = self.reference_k(game) if self.certify else None
+        hints = []
+
+        def largest_k(reference: int | None) -> int | None:
+            return budget.largest_fitting(lambda x: self.memory_bytes(game, x, reference), 1, min(k, game.n), limit)
+
+        fit_k = largest_k(k_ref)
+        if fit_k is not None:
+            hints.append(f"k <= {fit_k} fits" + (f" with k_ref={k_ref}" if k_ref is not None else ""))
+        if k_ref is not None:
+            fit_ref = budget.largest_fitting(lambda x: self.memory_bytes(game, k, x), 1, game.n, limit)
+            if fit_ref is not None:
+                hints.append(f"k_ref <= {fit_ref} fits with k={k} (--k-ref {fit_ref})")
+            if self.memory_bytes(game, k, None) <= limit:
+                hints.append(f"k={k} fits without the certificate (--no-certify)")
+            elif fit_k is None and fit_ref is None:
+                bare = largest_k(None)
+                if bare is not None:
+                    hints.append(f"k <= {bare} fits without the certificate (--no-certify)")
+        if not hints:
+            hints.append(f"no k fits with {game.num_local_states} local states: reduce zones")
+        return "; ".join(hints) + "; or reduce m"
 
 
 @dataclass

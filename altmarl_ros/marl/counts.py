@@ -16,7 +16,17 @@ from math import comb
 
 import numpy as np
 
+from altmarl_ros.marl.budget import (
+    RANK_LIMIT,
+    MemoryBudgetError,
+    all_vectors_peak_bytes,
+    binomial_table_bytes,
+    check,
+    format_count,
+)
 from altmarl_ros.marl.errors import GameValidationError
+
+MAX_COUNT_VECTORS = 2**61  # ranks are int64 and the binomial table is exact below this (see _binomial_table)
 
 
 def num_count_vectors(k: int, num_states: int) -> int:
@@ -36,10 +46,21 @@ def num_local_states_for(k: int, width: int) -> int:
 
 
 def _binomial_table(top: int, width: int) -> np.ndarray:
+    """table[n, r] = C(n, r) for n <= top, r <= width (int64), exact below 2^61, entries past 2^62 clipped.
+
+    Column r is the running sum of column r-1 (C(n, r) = sum_{j<n} C(j, r-1)), so the table costs
+    `width` vectorised sums instead of (top+1)(width+1) big-integer binomials. A float64 running sum
+    shows where the int64 one would pass 2^62 (its relative error is below 1e-9, so where it is below,
+    the int64 sum has not wrapped); those entries are clipped to 2^62. No lookup reaches them: every
+    rank is below the number of count vectors, which CountIndex keeps below 2^61.
+    """
     table = np.zeros((top + 1, width + 1), dtype=np.int64)
-    for n in range(top + 1):
-        for r in range(width + 1):
-            table[n, r] = comb(n, r)
+    table[:, 0] = 1
+    for r in range(1, width + 1):
+        previous = table[:-1, r - 1]
+        exact = np.cumsum(previous)
+        approx = np.cumsum(previous, dtype=np.float64)
+        table[1:, r] = np.where(approx < float(RANK_LIMIT), exact, RANK_LIMIT)
     return table
 
 
@@ -57,6 +78,14 @@ class CountIndex:
         self.k = int(k)
         self.num_states = int(num_states)
         self.size = num_count_vectors(self.k, self.num_states)
+        if self.size > MAX_COUNT_VECTORS:
+            raise MemoryBudgetError(
+                f"k={self.k} agents over {self.num_states} local states have {format_count(self.size)} count "
+                f"vectors: no table over them fits in memory, and their ranks overflow 64 bits; reduce k or the "
+                "number of local states (zones)")
+        check(binomial_table_bytes(self.k, self.num_states),
+              f"the count-vector index of k={self.k} agents over {self.num_states} local states",
+              "reduce k or the number of local states (zones)")
         self._binom = _binomial_table(self.k + self.num_states, self.num_states)
         self._all: np.ndarray | None = None
 
@@ -83,6 +112,9 @@ class CountIndex:
     def all_vectors(self) -> np.ndarray:
         """Every count vector, row `r` holding the vector of rank `r` (int32)."""
         if self._all is None:
+            check(all_vectors_peak_bytes(self.k, self.num_states),
+                  f"listing the {format_count(self.size)} count vectors of k={self.k} agents over "
+                  f"{self.num_states} local states", "reduce k or the number of local states (zones)")
             vectors = _enumerate_compositions(self.k, self.num_states)
             order = np.empty(len(vectors), dtype=np.int64)
             order[self.rank(vectors)] = np.arange(len(vectors))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from altmarl_ros.marl import budget
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policies import GlobalPolicy
 from altmarl_ros.marl.population import CountPopulation, sample_initial_states, step_global
@@ -37,6 +38,9 @@ def rollout(game: TabularGame, global_policy: GlobalPolicy, local_policy: np.nda
             record_profiles: bool = False) -> RolloutBatch:
     """Run `batch` independent episodes at once; the coordinator sees a fresh k-subsample each step."""
     horizon = game.horizon if horizon is None else horizon
+    L, A = game.num_local_states, game.num_local_actions
+    budget.check(budget.rollout_bytes(batch, horizon, L, A, record_profiles),
+                 f"{batch} rollouts of {horizon} steps over {L} local states", "reduce the rollouts per seed or zones")
     global_state, counts = sample_initial_states(game, rng, batch)
     population = CountPopulation(game, counts)
     returns = np.zeros(batch)

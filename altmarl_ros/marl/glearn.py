@@ -32,6 +32,7 @@ from typing import Protocol
 import numpy as np
 from scipy import sparse
 
+from altmarl_ros.marl import budget
 from altmarl_ros.marl.counts import CountIndex
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame, check_population
@@ -40,6 +41,7 @@ from altmarl_ros.marl.policies import check_local_policy
 log = logging.getLogger(__name__)
 
 EXACT_MAX_COUNT_VECTORS = 5000
+REDUCE = "reduce k (or k_ref, the certificate's reference), m or the number of local states (zones)"
 
 
 @dataclass
@@ -73,9 +75,11 @@ class SampledCountTransition:
 
     def __init__(self, game: TabularGame, local_policy: np.ndarray, index: CountIndex, m: int,
                  rng: np.random.Generator, chunk_agents: int = 1_600_000) -> None:
-        if m < 1:
-            raise GameValidationError(f"m (next-state samples per entry) must be >= 1, got {m}")
+        _check_m(m)
         k, L, G = index.k, index.num_states, game.num_global_states
+        budget.check(budget.sampled_operator_build_bytes(G, k, L, m),
+                     f"the sampled G-LEARN operator at k={k} ({budget.format_count(G * index.size)} rows x m={m})",
+                     REDUCE)
         next_cdf = np.cumsum(game.local_next_state(local_policy), axis=-1)[..., :-1].astype(np.float32)
         vectors = index.all_vectors()
         # agent j of count vector F sits in local state agent_state[F, j]
@@ -109,12 +113,11 @@ class ExactCountTransition:
     """The exact distribution of F' for every (s_g, F), dense (G, #F, #F); small k only."""
 
     def __init__(self, game: TabularGame, local_policy: np.ndarray, index: CountIndex) -> None:
-        if index.size > EXACT_MAX_COUNT_VECTORS:
-            raise GameValidationError(
-                f"the exact G-LEARN operator is dense in count vectors; k={index.k} has {index.size} "
-                f"(> {EXACT_MAX_COUNT_VECTORS}); use method='sampled' for this k"
-            )
+        _check_exact_size(index.k, index.size)
         k, L = index.k, index.num_states
+        budget.check(budget.exact_operator_build_bytes(game.num_global_states, k, L),
+                     f"the exact G-LEARN operator at k={k} ({game.num_global_states} x {index.size} x {index.size})",
+                     REDUCE)
         next_probs = game.local_next_state(local_policy)  # (L, G, L)
         indices = [CountIndex(c, L) if c > 0 else None for c in range(k + 1)]
         vectors = [idx.all_vectors() if idx else np.zeros((1, L), dtype=np.int32) for idx in indices]
@@ -136,6 +139,19 @@ class ExactCountTransition:
 
     def expect(self, values: np.ndarray) -> np.ndarray:
         return np.einsum("gfh,eh->gfe", self.matrix, values)
+
+
+def _check_m(m: int) -> None:
+    if m < 1:
+        raise GameValidationError(f"m (next-state samples per entry) must be >= 1, got {m}")
+
+
+def _check_exact_size(k: int, size: int) -> None:
+    if size > EXACT_MAX_COUNT_VECTORS:
+        raise GameValidationError(
+            f"the exact G-LEARN operator is dense in count vectors; k={k} has {size} "
+            f"(> {EXACT_MAX_COUNT_VECTORS}); use method='sampled' for this k"
+        )
 
 
 # --- the Bellman iteration ---------------------------------------------------------------
@@ -171,9 +187,10 @@ def solve_bellman(game: TabularGame, reward: SubsampleReward, transition: CountT
         raise GameValidationError(f"tol must be > 0, got {tol}")
     if max_iters < 1:
         raise GameValidationError(f"max_iters must be >= 1, got {max_iters}")
+    shape = reward.local_part.shape + (game.num_global_actions,)
+    budget.check(budget.bellman_bytes(*shape), f"the G-LEARN Bellman iteration over a {shape} Q table", REDUCE)
     gamma = game.gamma
     scale = gamma / (1.0 - gamma)
-    shape = reward.local_part.shape + (game.num_global_actions,)
     values = np.zeros(shape[:2]) if q_init is None else q_init.max(axis=-1)
     q = np.empty(shape)
     transition_to_next = np.ascontiguousarray(game.global_transition.transpose(0, 2, 1))  # (G, G', B)
@@ -200,22 +217,40 @@ def solve_bellman(game: TabularGame, reward: SubsampleReward, transition: CountT
     return q, iteration, bound
 
 
+def check_glearn_budget(game: TabularGame, k: int, *, method: str = "sampled", m: int = 8,
+                        rng: np.random.Generator | None = None) -> int:
+    """Validate g_learn's method, m and rng, and refuse it before allocating if it exceeds the memory budget."""
+    if method not in ("sampled", "exact"):
+        raise GameValidationError(f"G-LEARN method must be 'sampled' or 'exact', got {method!r}")
+    G, B, L, A = game.num_global_states, game.num_global_actions, game.num_local_states, game.num_local_actions
+    size = budget.count_vectors(k, L)
+    if method == "sampled":
+        if rng is None:
+            raise GameValidationError("sampled G-LEARN needs an rng (np.random.Generator) for its draws")
+        _check_m(m)
+        operator = f"sampled operator (m={m}) {budget.format_bytes(budget.sampled_operator_bytes(G, k, L, m))}"
+    else:
+        _check_exact_size(k, size)
+        operator = f"exact operator {budget.format_bytes(budget.exact_operator_bytes(G, k, L))}"
+    return budget.check(
+        budget.glearn_bytes(G, B, L, k, m, method, A),
+        f"G-LEARN at k={k} ({budget.format_count(size)} count vectors of {L} local states, {G} global states, "
+        f"{B} actions; Q table {budget.format_bytes(budget.q_table_bytes(G, k, L, B))}, {operator})", REDUCE)
+
+
 def g_learn(game: TabularGame, local_policy: np.ndarray, k: int, *, method: str = "sampled", m: int = 8,
             tol: float = 0.01, max_iters: int = 2000, rng: np.random.Generator | None = None,
             q_init: np.ndarray | None = None) -> GLearnResult:
     """Best response of the global agent seeing a k-subsample, with `local_policy` frozen."""
     check_population(game.n, k)
     local_policy = check_local_policy(game, local_policy)
+    check_glearn_budget(game, k, method=method, m=m, rng=rng)
     start = time.perf_counter()
     index = CountIndex(k, game.num_local_states)
     if method == "sampled":
-        if rng is None:
-            raise GameValidationError("sampled G-LEARN needs an rng (np.random.Generator) for its draws")
         transition = SampledCountTransition(game, local_policy, index, m, rng)
-    elif method == "exact":
-        transition, m = ExactCountTransition(game, local_policy, index), 0
     else:
-        raise GameValidationError(f"G-LEARN method must be 'sampled' or 'exact', got {method!r}")
+        transition, m = ExactCountTransition(game, local_policy, index), 0
     reward = subsample_reward(game, local_policy, index)
     q, iterations, bound = solve_bellman(game, reward, transition, tol, max_iters, q_init)
     seconds = time.perf_counter() - start
@@ -242,6 +277,10 @@ class OnlineGLearner:
             raise GameValidationError(f"learning_rate must lie in (0, 1], got {learning_rate}")
         self.game, self.k, self.rng = game, k, rng
         self.epsilon, self.learning_rate = epsilon, learning_rate
+        G, L, B = game.num_global_states, game.num_local_states, game.num_global_actions
+        budget.check(budget.online_glearn_bytes(G, k, L, B),
+                     f"online G-LEARN at k={k} (Q table and visit counts over "
+                     f"{budget.format_count(budget.count_vectors(k, L))} count vectors)", REDUCE)
         self.index = CountIndex(k, game.num_local_states)
         shape = (game.num_global_states, self.index.size, game.num_global_actions)
         if q_values is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from altmarl_ros.marl import budget
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.evaluation import rollout
 from altmarl_ros.marl.game import TabularGame
@@ -48,15 +49,20 @@ def mean_field(game: TabularGame, global_policy: GlobalPolicy, local_policy: np.
     `stationary` runs `batch` populations for burn_in + steps and tallies the last
     `steps` equally: the long-run mean field.
     """
+    if mode not in MEAN_FIELD_MODES:
+        raise GameValidationError(f"mean-field mode must be one of {MEAN_FIELD_MODES}, got {mode!r}")
+    horizon, used = (game.horizon, game.horizon) if mode == "episodic" else (burn_in + steps, steps)
+    L, A = game.num_local_states, game.num_local_actions
+    budget.check(budget.mean_field_bytes(batch, horizon, used, L, A),
+                 f"the mean field ({batch} populations x {horizon} steps x {L} local states recorded)",
+                 "reduce mean_field_batch, mean_field_steps or zones")
     if mode == "episodic":
         run = rollout(game, global_policy, local_policy, rng, batch, record_profiles=True)
         first, weights = 0, game.gamma ** np.arange(game.horizon)
-    elif mode == "stationary":
+    else:
         run = rollout(game, global_policy, local_policy, rng, batch, horizon=burn_in + steps, record_profiles=True)
         first, weights = burn_in, np.ones(steps)
-    else:
-        raise GameValidationError(f"mean-field mode must be one of {MEAN_FIELD_MODES}, got {mode!r}")
-    G, B, L = game.num_global_states, game.num_global_actions, game.num_local_states
+    G, B = game.num_global_states, game.num_global_actions
     states = run.global_states[:, first:-1].ravel()
     actions = run.global_actions[:, first:].ravel()
     profiles = run.profiles[:, first:].reshape(-1, L)
@@ -81,6 +87,9 @@ def induced_bellman(game: TabularGame, induced: np.ndarray, values: np.ndarray) 
 def local_value_iteration(game: TabularGame, induced: np.ndarray, tol: float = 1e-8,
                           max_iters: int = 100_000) -> np.ndarray:
     """Optimal Q[s_g, s_l, a_l] of the induced MDP (exact model)."""
+    G, L, A = game.num_global_states, game.num_local_states, game.num_local_actions
+    budget.check(budget.local_value_iteration_bytes(G, L, A), f"L-LEARN's value iteration over {G}x{L}x{A} entries",
+                 "reduce zones")
     values = np.zeros((game.num_global_states, game.num_local_states))
     for _ in range(max_iters):
         q = induced_bellman(game, induced, values)
@@ -94,6 +103,9 @@ def local_value_iteration(game: TabularGame, induced: np.ndarray, tol: float = 1
 def local_policy_value(game: TabularGame, induced: np.ndarray, local_policy: np.ndarray) -> np.ndarray:
     """V^{pi_l}(s_g, s_l) in the induced MDP, by solving the linear system exactly."""
     G, L = game.num_global_states, game.num_local_states
+    budget.check(budget.local_gap_bytes(G, L, game.num_local_actions),
+                 f"the local NE gap's exact linear system over {G * L} (s_g, s_l) states "
+                 f"({G * L}x{G * L} dense)", "reduce zones, or train without the certificate (--no-certify)")
     policy = np.transpose(local_policy, (1, 0, 2))  # (G, L, A)
     reward = (policy * np.transpose(game.local_reward, (1, 0, 2))).sum(axis=-1).ravel()
     local_next = np.einsum("gla,lgam->glm", policy, game.local_transition)  # (G, L, L)
@@ -107,6 +119,8 @@ def local_sampled_q_learning(game: TabularGame, induced: np.ndarray, rng: np.ran
     if m < 1:
         raise GameValidationError(f"m (samples per entry) must be >= 1, got {m}")
     G, L, A = game.num_global_states, game.num_local_states, game.num_local_actions
+    budget.check(budget.local_sampled_bytes(G, L, A, m), f"sampled L-LEARN ({G}x{L}x{A} entries x m={m} samples)",
+                 "reduce local_m or zones")
     next_global = np.stack([rng.choice(G, size=(L, A, m), p=induced[g]) for g in range(G)])  # (G, L, A, m)
     next_local = np.empty((G, L, A, m), dtype=np.int64)
     for g in range(G):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from altmarl_ros.marl import budget
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame, check_population
 from altmarl_ros.marl.policies import hypergeometric_subsample
@@ -48,6 +49,11 @@ class CountPopulation:
 
     def __init__(self, game: TabularGame, counts: np.ndarray) -> None:
         self.game = game
+        L, A = game.num_local_states, game.num_local_actions
+        batch = len(counts) if np.ndim(counts) == 2 else 1
+        budget.check(budget.count_population_step_bytes(batch, L, A),
+                     f"a step of {batch} count-based populations over {L} local states "
+                     f"(P_l rows per rollout: {batch}x{L}x{A}x{L})", "reduce the rollouts or zones")
         self.counts = np.asarray(counts, dtype=np.int64).copy()
         if self.counts.ndim != 2 or self.counts.shape[1] != game.num_local_states:
             raise GameValidationError(
@@ -80,6 +86,7 @@ class AgentPopulation:
 
     def __init__(self, game: TabularGame, states: np.ndarray) -> None:
         self.game = game
+        _check_agents(game, len(states) if np.ndim(states) == 2 else 1)
         self.states = np.asarray(states, dtype=np.int64).copy()
         if self.states.ndim != 2 or self.states.shape[1] != game.n:
             raise GameValidationError(f"agent states must have shape (batch, n={game.n}), got {self.states.shape}")
@@ -89,6 +96,7 @@ class AgentPopulation:
     @classmethod
     def from_counts(cls, game: TabularGame, rng: np.random.Generator, counts: np.ndarray) -> AgentPopulation:
         """Agents laid out from counts, in a random order per rollout."""
+        _check_agents(game, len(counts))
         states = np.stack([rng.permutation(np.repeat(np.arange(game.num_local_states), row)) for row in counts])
         return cls(game, states)
 
@@ -119,6 +127,12 @@ class AgentPopulation:
         action_counts = np.bincount(flat.ravel(), minlength=len(self.states) * L * A).reshape(-1, L, A)
         self.states = inverse_cdf_draw(rng, game.local_transition[self.states, g, actions])
         return StepResult(local_reward_mean, action_counts)
+
+
+def _check_agents(game: TabularGame, batch: int) -> None:
+    L, A = game.num_local_states, game.num_local_actions
+    budget.check(budget.agent_population_bytes(batch, game.n, L, A),
+                 f"{batch} per-agent populations of n={game.n} robots", "reduce the rollouts or n")
 
 
 def inverse_cdf_draw(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:

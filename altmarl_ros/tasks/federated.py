@@ -106,6 +106,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from altmarl_ros.marl import budget
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame
 
@@ -218,9 +219,22 @@ def client_contribution(config: FederatedConfig) -> np.ndarray:
     return config.contribution_scale * (room * eta * progress - eta ** 2 * error)
 
 
+def build_bytes(config: FederatedConfig) -> int:
+    """Peak of build_game: the game's arrays, its validation, and the per-factor tables they are built from."""
+    D, Q, E, A = config.drift_levels, config.quality_levels, len(config.step_sizes), len(LOCAL_ACTIONS)
+    G = Q * E
+    factors = budget.F8 * (Q * E * Q + E * E * E + D * A * D + E * D * D + D * E * A * D + Q * E)
+    return (budget.game_arrays_bytes(G, E, D, A) + budget.game_validation_bytes(G, E, D, A) + factors
+            + budget.SMALL_BYTES)
+
+
 def build_game(config: FederatedConfig) -> TabularGame:
     """The federated game as validated arrays (layouts in marl/game.py, numbers in the module docstring)."""
     _check_config(config)
+    D, Q, E = config.drift_levels, config.quality_levels, len(config.step_sizes)
+    budget.check(build_bytes(config), f"the federated game with drift_levels={D}, quality_levels={Q} and {E} step "
+                 f"sizes ({Q * E} server states; P_l has {D}x{Q * E}x{len(LOCAL_ACTIONS)}x{D} entries, P_g "
+                 f"{Q * E}x{E}x{Q * E})", "reduce drift_levels, quality_levels or the number of step_sizes")
     if config.calibration == "real":
         return _build_calibrated_game(config)
     D, Q, E, A = config.drift_levels, config.quality_levels, len(config.step_sizes), len(LOCAL_ACTIONS)

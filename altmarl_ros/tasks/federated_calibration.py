@@ -56,6 +56,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from altmarl_ros.marl import budget
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.tasks.federated import LOCAL_ACTIONS
 from altmarl_ros.tasks.federated_check import FederatedCheckConfig, _loss, _make_problem, _prox_point
@@ -122,6 +123,17 @@ def _behaviour_run(cfg: FederatedCheckConfig, step_sizes: np.ndarray, D: int, k:
     return records
 
 
+def calibration_bytes(cfg: FederatedCheckConfig, seeds: int, k: int, D: int, Q: int, E: int, A: int) -> int:
+    """Peak of `calibrate`: one sampled composition (D*A floats) and target per round and seed, kept for the fits,
+    one behaviour run's problem and records, and the count tables."""
+    n, rounds = cfg.n_clients, cfg.rounds
+    kept = seeds * rounds * (budget.F8 * D * A + budget.ARRAY_OVERHEAD)
+    run = budget.F8 * n * cfg.dim * 8 + rounds * (4 * budget.F8 * n + budget.F8 * k + 6 * budget.ARRAY_OVERHEAD)
+    tables = budget.F8 * (D * Q * E * A * D * 4 + Q * E * Q * 3)
+    fit = budget.F8 * seeds * rounds * D * A * 2 // max(Q * E, 1) + budget.F8 * (D * A) ** 2 * 3
+    return kept + run + tables + fit + 2**20  # 1 MiB: the check problem's setup and Python objects
+
+
 def calibrate(check_config: FederatedCheckConfig | None = None, seeds=DEFAULT_SEEDS, k: int = 5,
               step_sizes=(0.5, 1.0, 1.5, 2.0), drift_levels: int = 4, quality_levels: int = 5,
               prior_weight: float = 5.0, ridge: float = 1.0) -> Calibration:
@@ -140,6 +152,9 @@ def calibrate(check_config: FederatedCheckConfig | None = None, seeds=DEFAULT_SE
             f"{len(cfg.quality_thresholds) + 1} quality levels, the game has {D} and {Q}")
     if prior_weight <= 0 or ridge <= 0:
         raise GameValidationError(f"prior_weight and ridge must be > 0, got {prior_weight}, {ridge}")
+    budget.check(calibration_bytes(cfg, len(seeds), k, D, Q, E, A),
+                 f"calibrating the federated game on {len(seeds)} behaviour runs of {cfg.rounds} rounds",
+                 "reduce calibration_seeds")
 
     local_counts = np.zeros((D, Q, E, A, D))
     quality_counts = np.zeros((Q, E, Q))

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from altmarl_ros.marl import budget
 from altmarl_ros.marl.deep.envs import EnvState, PopulationEnv
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import check_population
@@ -134,6 +135,9 @@ class WarehouseEnv(PopulationEnv):
     # --- dynamics -----------------------------------------------------------------------------
     def reset(self, rng: np.random.Generator, batch: int) -> EnvState:
         c = self.c
+        budget.check(budget.warehouse_rollout_bytes(batch, self.n),
+                     f"{batch} warehouse rollouts of n={self.n} robots (positions, features and the robots' policy "
+                     "per robot)", "reduce n or the rollouts")
         global_state = rng.uniform(c.init_global_low, c.init_global_high, size=batch)
         first = rng.integers(c.bins, size=batch)
         second = (first + 1 + rng.integers(c.bins - 1, size=batch)) % c.bins  # a distinct bin, uniformly

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from altmarl_ros.marl import budget
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame
 
@@ -41,13 +42,28 @@ def circular_distance(a: np.ndarray, b: np.ndarray, zones: int) -> np.ndarray:
     return np.minimum(d, zones - d)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+def _softmax_in_place(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, computed in the logits' own buffer (no full-size temporaries)."""
+    logits -= logits.max(axis=-1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= logits.sum(axis=-1, keepdims=True)
+    return logits
+
+
+def build_bytes(zones: int) -> int:
+    """Peak of build_game: the game's arrays, the validation's temporaries, the broadcast logit terms."""
+    Z, A = zones, len(LOCAL_ACTIONS)
+    terms = 4 * budget.F8 * (Z * A * Z + Z * Z)  # the (Z, 1, A, Z) and (1, Z, 1, Z) terms of the local logits
+    return budget.game_arrays_bytes(Z, Z, Z, A) + budget.game_validation_bytes(Z, Z, Z, A) + terms + budget.SMALL_BYTES
 
 
 def build_game(config: ZonesConfig) -> TabularGame:
-    """The zones game as validated arrays."""
+    """The zones game as validated arrays.
+
+    The index grids broadcast (s along axis 0, g or a along 1, ...) rather than being
+    materialised, and the softmax runs in place: the peak is about the game's arrays
+    (`build_bytes`), checked against the memory budget before anything is allocated.
+    """
     Z = config.zones
     if Z < 2:
         raise GameValidationError(f"zones must be >= 2, got {Z}")
@@ -55,12 +71,18 @@ def build_game(config: ZonesConfig) -> TabularGame:
         raise GameValidationError(
             f"action_bonus needs one value per local action {LOCAL_ACTIONS}, got {config.action_bonus}"
         )
+    budget.check(build_bytes(Z), f"the zones game with zones={Z} (P_l has {Z}x{Z}x{len(LOCAL_ACTIONS)}x{Z} "
+                 f"entries: {budget.format_bytes(budget.F8 * Z * Z * len(LOCAL_ACTIONS) * Z)})",
+                 "reduce zones")
     zone = np.arange(Z)
-    s, a, nxt = np.meshgrid(zone, zone, zone, indexing="ij")
+    s, a, nxt = zone[:, None, None], zone[None, :, None], zone[None, None, :]
     global_logits = config.global_target_logit * (nxt == a) + config.global_stay_logit * (nxt == s)
-    global_transition = _softmax(global_logits.astype(float))  # (G, B=Z, G)
+    global_transition = _softmax_in_place(global_logits.astype(float, copy=False))  # (G, B=Z, G)
+    del global_logits
 
-    s, g, act, nxt = np.meshgrid(zone, zone, np.arange(len(LOCAL_ACTIONS)), zone, indexing="ij")
+    actions = np.arange(len(LOCAL_ACTIONS))
+    s, g, act, nxt = (zone[:, None, None, None], zone[None, :, None, None], actions[None, None, :, None],
+                      zone[None, None, None, :])
     up, down = LOCAL_ACTIONS.index("up"), LOCAL_ACTIONS.index("down")
     local_logits = (
         config.local_stay_logit * (nxt == s)
@@ -68,10 +90,11 @@ def build_game(config: ZonesConfig) -> TabularGame:
         + config.local_move_logit * ((act == down) & (nxt == (s - 1) % Z))
         + config.local_attract_logit * (nxt == g)
     )
-    local_transition = _softmax(local_logits.astype(float))  # (L, G, A, L)
+    local_transition = _softmax_in_place(local_logits.astype(float, copy=False))  # (L, G, A, L)
+    del local_logits
 
     global_reward = np.full((Z, Z), config.global_reward)
-    s, g, act = np.meshgrid(zone, zone, np.arange(len(LOCAL_ACTIONS)), indexing="ij")
+    s, g, act = zone[:, None, None], zone[None, :, None], actions[None, None, :]
     distance = circular_distance(s, g, Z)
     base = np.where(distance == 0, config.reward_at_dispatcher, config.reward_distance_scale / (1.0 + distance))
     local_reward = base + np.asarray(config.action_bonus)[act]
