@@ -707,7 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--memory-budget", type=_size, metavar="SIZE",
                         help="memory this command may use, e.g. 8GiB, 500MB or a number of bytes; sets "
                         f"{MEMORY_BUDGET_ENV} for it and every process it starts, so work that would not fit stops "
-                        "with an error before it starts (default: that variable if set, else no budget)")
+                        "with an error before it starts (default: that variable if set, else 50 %% of the memory "
+                        "this process may use: physical memory, capped by the cgroup limit and ulimit -v)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", parents=[common], help="run ALTERNATING-MARL and write a checkpoint",

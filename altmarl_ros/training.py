@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from altmarl_ros.marl.alternation import AlternationResult
+from altmarl_ros.marl.budget import MemoryBudgetError
 from altmarl_ros.marl.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
@@ -153,6 +154,8 @@ def load_trained(path: str | Path, expect_task: str | None = None, expect_zones:
                               "(altmarl eval does)")
     try:
         game = make_game(task, meta.get("task_overrides", {}))
+    except MemoryBudgetError as exc:  # metadata that asks for more memory than allowed: say so as it is
+        raise MemoryBudgetError(f"{where}: {exc}", estimate=exc.estimate, budget=exc.budget) from exc
     except AltmarlError as exc:
         raise CheckpointError(f"{where} holds a task config that no longer builds: {exc}") from exc
     if expect_zones is not None and game.num_local_states != expect_zones:
@@ -287,6 +290,8 @@ def load_run(path: str | Path, expect_task: str | None = None, checkpoint: Check
                           meta, "tabular")
     try:
         env = make_env(task, meta.get("task_overrides", {}))
+    except MemoryBudgetError as exc:
+        raise MemoryBudgetError(f"{where}: {exc}", estimate=exc.estimate, budget=exc.budget) from exc
     except AltmarlError as exc:
         raise CheckpointError(f"{where} holds a task config that no longer builds: {exc}") from exc
     from altmarl_ros.marl.deep.dqn import q_network
