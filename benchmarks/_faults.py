@@ -545,7 +545,7 @@ class _Peer:
                     self.pubs["heartbeat"].publish(i32(data=(sent % self.n) if sent % 2 else 10**6))
                     sent += 1
                 self.executor.spin_once(timeout_sec=0)
-            return f"{sent} heartbeats in 3 s ({sent / (time.monotonic() - start):.0f}/s; half id 1e6)"
+            return f"{sent} heartbeats in 3 s ({sent / (time.monotonic() - start):.0f}/s; half id 1e6, half odd ids)"
         if name.startswith("stats-"):
             payloads = {
                 "stats-garbage": ["not json", "{", "[1, 2, 3]", '"a string"', "{\"step\": \"x\"}", "", "\x00\xff"],

@@ -793,12 +793,12 @@ def graph_row(attack: str, window: dict[str, Any], until: dict[str, int], graph:
     if attack == "fleet-kill" and result == "ran on":
         reported = re.search(r"processes that died\s+\[.*fleet_1", graph["stdout"])
         result = "ran on, fleet_1 reported dead" if reported else "ran on, death not in the summary"
-    elif result == "ran on" and short:
-        result = f"ran on, degraded: k_eff < {GRAPH_K} in {len(short)}/{len(window['k_eff'])} steps (min {min(short)})"
     presumed = [m.group(1) for text in logs.values() for m in re.finditer(r"robots presumed dead[^:]*: (\[[^]]*\])",
                                                                            text)]
-    if presumed and attack != "fleet-kill":
-        evidence += f"; presumed dead: {', '.join(presumed)}"
+    if result == "ran on" and attack != "fleet-kill" and (short or presumed):  # live robots lost to the attack
+        result = "ran on, degraded:" + (f" k_eff < {GRAPH_K} in {len(short)}/{len(window['k_eff'])} steps (min "
+                                        f"{min(short)})" if short else "") + \
+            (f"{',' if short else ''} live robots presumed dead {' '.join(presumed)}" if presumed else "")
     if last and graph["rc"] != 0 and "altmarl-sim.stderr" not in tracebacks:
         if "Traceback (most recent call last)" in graph["stderr"]:
             result += f"; then altmarl sim crashed: {fx.last_exception(graph['stderr'])}"
