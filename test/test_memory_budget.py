@@ -313,12 +313,16 @@ def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# the child's own peak: VmHWM of its address space. Not getrusage's ru_maxrss, which Linux keeps across
+# execve: a child forked (preexec_fn) from a large pytest process would report the parent's size.
 CHILD = textwrap.dedent("""
-    import resource, sys
+    import re, sys
     try:
         {body}
     finally:
-        print(f"PEAK_RSS_KB={{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}", file=sys.stderr)
+        with open("/proc/self/status") as status:
+            peak = re.search(r"VmHWM:\\s+(\\d+) kB", status.read()).group(1)
+        print(f"PEAK_RSS_KB={{peak}}", file=sys.stderr)
     sys.exit(rc)
 """)
 CLI = "from altmarl_ros.cli import main; rc = main(sys.argv[1:])"
