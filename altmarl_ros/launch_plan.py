@@ -220,6 +220,14 @@ def validate(config: LaunchConfig) -> None:
     trained = load_trained(config.policy, expect_task="zones", expect_zones=config.zones or None)
     if trained.k != config.k:
         raise LaunchError(f"the policy was trained for k={trained.k}, but k={config.k} was asked for")
+    from altmarl_ros.sim.config import WorldConfig, check_capacity
+    from altmarl_ros.tasks.config import config_from_mapping, load_yaml
+
+    world = dict(load_yaml(config.world_config).get("world", {})) if config.world_config else {}
+    try:  # every robot needs a parking slot in every zone: refuse before a process starts
+        check_capacity(config_from_mapping(WorldConfig, {**world, "zones": trained.game.num_local_states}), config.n)
+    except AltmarlError as exc:
+        raise LaunchError(str(exc)) from exc
 
 
 def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:

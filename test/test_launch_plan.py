@@ -69,7 +69,7 @@ def test_launch_files_compile(name):
 def test_coordinator_waits_for_the_listeners_of_its_plan(policy, tmp_path):
     from altmarl_ros.launch_plan import select_nodes
 
-    plan = build_launch_plan(LaunchConfig(n=60, k=4, policy=policy, robots_per_process=25, record=str(tmp_path)))
+    plan = build_launch_plan(LaunchConfig(n=54, k=4, policy=policy, robots_per_process=18, record=str(tmp_path)))
     coordinator = next(s for s in plan if s.executable == "coordinator_node")
     assert coordinator.parameters["expected_listeners"] == 3 + 1  # 3 fleets and the recorder
     alone = select_nodes(plan, ("coordinator_node",))
@@ -123,3 +123,8 @@ def test_every_documented_launch_argument_is_declared_by_a_launch_file():
              and "--ros-args" not in line and "-p " not in line]
     documented = {name for line in lines for name in re.findall(r"(?<![\w:-])([a-z][a-z_]*):=", line)}
     assert documented <= set(LAUNCH_ARGUMENTS), sorted(documented - set(LAUNCH_ARGUMENTS))
+
+
+def test_robots_that_do_not_fit_in_a_zone_are_refused_before_anything_starts(policy):
+    with pytest.raises(LaunchError, match="n=500 robots do not fit"):
+        build_launch_plan(LaunchConfig(n=500, k=4, policy=policy))

@@ -175,7 +175,9 @@ def test_robots_follow_a_restarted_coordinator_from_its_first_step(policy, tmp_p
     run = run_system(config, tmp_path / "logs", timeout=150, on_step=crash_and_restart)
     assert restarted and not run.died
     steps = [record.step for record in run.log.steps]
-    assert steps[-8:] == list(range(1, 9)) and len(steps) >= 12  # the second session ran all its steps
+    # the step count went back (a new session) and the second session ran to its last step (the monitor may
+    # miss a session's first step while DDS matches the restarted coordinator)
+    assert any(b < a for a, b in zip(steps, steps[1:], strict=False)) and steps[-1] == 8 and len(steps) >= 10, steps
     # steps 3 and 4 happened in both sessions, and every robot decided on each of them both times
     assert [run.log.decisions_per_step[step] for step in (3, 4)] == [2 * 20, 2 * 20], run.log.decisions_per_step
     assert (tmp_path / "online" / "checkpoint.npz").is_file()  # the restarted run saved its table at the end
@@ -427,5 +429,29 @@ def test_a_learning_coordinator_on_a_full_disk_logs_keeps_stepping_and_saves_onc
         assert sorted(path.name for path in target.iterdir()) == ["checkpoint.npz"]  # no temporaries left
         load_checkpoint(target)
         node.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+
+def test_the_monitor_drops_hostile_statistics_and_never_dies(policy):
+    """altmarl sim's monitor: Infinity, deep nesting, out-of-range states and wrong types are counted and dropped."""
+    from std_msgs.msg import String
+
+    from altmarl_ros.nodes.common import load_world
+    from altmarl_ros.nodes.monitor import MonitorNode
+
+    _, world, _ = policy
+    rclpy.init()
+    try:
+        monitor = MonitorNode(20, load_world(str(world), 5))
+        good = '{"step": 1, "global_state": 0, "global_action": 2, "k_effective": 4}'
+        for text in ('{"step": Infinity, "global_state": 0, "global_action": 0, "k_effective": 4}',
+                     '{"step": 1e999, "global_state": 0, "global_action": 0, "k_effective": 4}',
+                     "[" * 100_000 + "]" * 100_000, '{"step": 1, "global_state": 99, "global_action": -7, '
+                     '"k_effective": 4}', '{"step": true, "global_state": 0, "global_action": 0, "k_effective": 4}',
+                     '"just a string"', "x" * (2 << 20), good):
+            monitor._on_stats(String(data=text))
+        assert monitor.log.malformed == 7 and [r.step for r in monitor.log.steps] == [1]
+        monitor.destroy_node()
     finally:
         rclpy.shutdown()

@@ -82,6 +82,7 @@ class Coordinator:
             raise GameValidationError(f"liveness_timeout must be > 0 seconds, got {liveness_timeout}")
         self.liveness_timeout = liveness_timeout
         self.last_heard = np.full(game.n, np.nan)  # NaN: never heard from
+        self.silence_counts = True  # False while the heartbeat channel is flooded (see the coordinator node)
         self.assume_alive = assume_alive
         self.now = 0.0
         self.expected_local_reward = game.expected_local_reward(local_policy)  # (L, G)
@@ -98,6 +99,8 @@ class Coordinator:
     def _dead_mask(self) -> np.ndarray:
         never = np.isnan(self.last_heard)
         silent = self.now - np.where(never, self.now, self.last_heard) > self.liveness_timeout
+        if not self.silence_counts:  # heartbeats may be lost in a flood: only missed requests count then
+            silent[:] = False
         return (self.missed >= self.max_missed) | silent | (never & (not self.assume_alive))
 
     def alive(self) -> np.ndarray:

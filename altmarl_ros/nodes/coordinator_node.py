@@ -55,6 +55,8 @@ DEFAULTS = {"policy": "", "n": 20, "k": 4, "world_config": "", "seed": 0, "learn
 # what `ros2 param set` may change while the node runs; every other parameter is read-only
 DYNAMIC = ("epsilon", "learning_rate", "reply_timeout", "max_missed", "liveness_timeout", "save_every")
 HEARTBEAT_DEPTH = 10_000  # a few hundred KiB at most
+HEARTBEAT_PERIOD = 2.0  # s: the robot hosts' default heartbeat_period
+FLOOD_FACTOR, FLOOD_MIN_RATE, FLOOD_CALM_SECONDS = 20, 100, 10  # heartbeats/s above max(100, 20 x n / period)
 WAITING_WARNING_PERIOD = 10.0  # wall seconds between "still waiting for ..." lines before the first step
 
 
@@ -117,6 +119,9 @@ class CoordinatorNode(Node):
         else:
             self.create_subscription(Odometry, self.leader_pose_topic, lambda m: self._on_leader_pose(m.pose.pose), 10)
         self.create_timer(p["tick"], self._tick)
+        self.heartbeats_this_second = 0
+        self.flood_quiet_seconds = 0
+        wall_timer(self, 1.0, self._watch_heartbeat_rate)
         warn_without_clock(self)
         self.waiting_timer = wall_timer(self, WAITING_WARNING_PERIOD, self._say_what_it_waits_for)
         self.get_logger().info(f"coordinator: n={p['n']}, k={p['k']}, decision every {self.world.decision_period}s, "
@@ -169,12 +174,30 @@ class CoordinatorNode(Node):
                                   throttle_duration_sec=5.0)
 
     def _on_heartbeat(self, msg: Int32) -> None:
+        self.heartbeats_this_second += 1
         try:
             robot_id = topics.parse_heartbeat(msg.data, self.game.n)
         except topics.MessageError as exc:
             self._drop(f"heartbeat on {topics.HEARTBEAT}", exc)
             return
         self.coordinator.heard_from(robot_id, self._now())
+
+    def _watch_heartbeat_rate(self) -> None:
+        """Far more heartbeats than n robots send (a flood, hostile or buggy) means real ones are lost in the
+        queue: silence then proves nothing, and robots are presumed dead only by missed requests until the
+        rate has been normal for FLOOD_CALM_SECONDS."""
+        rate, self.heartbeats_this_second = self.heartbeats_this_second, 0
+        expected = self.game.n / HEARTBEAT_PERIOD
+        flooded = rate > max(FLOOD_MIN_RATE, FLOOD_FACTOR * expected)
+        self.flood_quiet_seconds = 0 if flooded else self.flood_quiet_seconds + 1
+        if flooded and self.coordinator.silence_counts:
+            self.coordinator.silence_counts = False
+            self.get_logger().warning(f"heartbeat flood: {rate} messages/s on {topics.HEARTBEAT}, about "
+                                      f"{expected:.0f}/s expected; silence no longer presumes robots dead (missed "
+                                      "requests still do) until it is over")
+        elif not self.coordinator.silence_counts and self.flood_quiet_seconds >= FLOOD_CALM_SECONDS:
+            self.coordinator.silence_counts = True
+            self.get_logger().info("heartbeat flood over; silence for liveness_timeout presumes robots dead again")
 
     def _on_leader_pose(self, pose) -> None:
         p, o = pose.position, pose.orientation

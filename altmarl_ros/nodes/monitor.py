@@ -25,6 +25,11 @@ from altmarl_ros.nodes import topics
 from altmarl_ros.nodes.common import QUIET_SUB
 from altmarl_ros.sim.config import WorldConfig, zone_of
 
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number the coordinator sends")
+
+
 MAX_STATS_CHARACTERS = 1 << 20  # the coordinator's JSON is a few hundred characters per robot asked
 
 
@@ -119,12 +124,18 @@ class MonitorNode(Node):
                                                                 f"{MAX_STATS_CHARACTERS}")
             return
         try:
-            stats = json.loads(msg.data)
-            record = StepRecord(int(stats["step"]), int(stats["global_state"]), int(stats["global_action"]),
-                                int(stats["k_effective"]), None, float(stats.get("time", "nan")), time.monotonic(),
-                                int(stats.get("asked", -1)), int(stats.get("alive", -1)))
-        except (ValueError, TypeError, KeyError) as exc:
-            self._drop(f"statistics message on {topics.STATS}", f"not the coordinator's JSON ({type(exc).__name__})")
+            stats = json.loads(msg.data, parse_constant=_refuse_constant)
+            zones = self.world.zones
+            record = StepRecord(topics.parse_count(stats["step"], "step", 1, topics.MAX_SESSION),
+                                topics.parse_count(stats["global_state"], "global state", 0, zones - 1),
+                                topics.parse_count(stats["global_action"], "global action", 0, zones - 1),
+                                topics.parse_count(stats["k_effective"], "k_effective", 0, self.n),
+                                None, float(stats.get("time", 0.0)), time.monotonic(),
+                                topics.parse_count(stats.get("asked", -1), "asked", -1, self.n),
+                                topics.parse_count(stats.get("alive", -1), "alive", -1, self.n))
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError) as exc:
+            reason = str(exc) if isinstance(exc, topics.MessageError) else type(exc).__name__
+            self._drop(f"statistics message on {topics.STATS}", f"not the coordinator's statistics ({reason})")
             return
         self.log.last_stats = stats
         record.population_zones = None if self.latest_zones is None else self.latest_zones.copy()

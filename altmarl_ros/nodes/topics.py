@@ -104,6 +104,13 @@ def _integer(value: float, what: str, low: int, high: int) -> int:
     return number
 
 
+def parse_count(value: object, what: str, low: int, high: int) -> int:
+    """An integer field of a JSON message (bool, float and str are refused; no overflow)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MessageError(f"{what} is not a number")
+    return _integer(value, what, low, high)
+
+
 def request_data(session: int, step: int, ids: Sequence[int]) -> list[int]:
     return [session, step, *ids]
 
