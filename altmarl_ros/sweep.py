@@ -27,7 +27,7 @@ from altmarl_ros.marl.checkpoint import atomic_file, atomic_write_text, is_temp_
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.evaluation import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS, evaluate
 from altmarl_ros.tasks import make_game
-from altmarl_ros.training import save_result
+from altmarl_ros.training import list_briefly, save_result
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,13 @@ def check_sweep_dir(out_dir: str | Path, force: bool = False) -> None:
         held = [name for name in entries if name in ours or _RUN_DIR_RE.match(name)]
         others = [name for name in entries if name not in held]
         if others:
-            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-            raise AltmarlError(f"--out {out_dir} holds files that are not part of an altmarl sweep ({shown}); "
+            raise AltmarlError(f"--out {out_dir} holds files that are not part of an altmarl sweep "
+                               f"({list_briefly(others)}); "
                                "choose a new or empty directory")
         if held and not force:
-            shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
-            raise AltmarlError(f"--out {out_dir} already holds a sweep ({shown}); pass --force to overwrite it "
-                               "(each k's run is replaced once its new run is complete), or choose another directory")
+            raise AltmarlError(f"--out {out_dir} already holds a sweep ({list_briefly(held)}); pass --force to "
+                               "overwrite it (each k's run is replaced once its new run is complete), or choose "
+                               "another directory")
     try:
         probe_writable(out_dir)
     except OSError as exc:

@@ -63,6 +63,11 @@ class TrainedPolicies:
     meta: dict[str, Any]
 
 
+
+def list_briefly(names: list[str], most: int = 5) -> str:
+    """The first few names of a directory listing, for an error message."""
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
 def save_result(result: AlternationResult, out_dir: str | Path, task: str, task_overrides: dict[str, Any]) -> Path:
     """Write checkpoint.npz, history.csv (one row per round) and summary.json into `out_dir`."""
     out_dir = Path(out_dir)
@@ -115,8 +120,8 @@ def check_run_dir(out_dir: str | Path, force: bool = False) -> None:
             raise AltmarlError(f"--out {out_dir} already holds a run ({', '.join(held)}); pass --force to replace it "
                                "(the old run stays until the new one is complete), or choose another directory")
         if entries and not held:
-            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-            raise AltmarlError(f"--out {out_dir} exists and holds files that are not an altmarl run ({shown}); "
+            raise AltmarlError(f"--out {out_dir} exists and holds files that are not an altmarl run "
+                               f"({list_briefly(entries)}); "
                                "choose a new or empty directory")
     ancestor = out_dir.absolute().parent
     while not ancestor.exists() and ancestor != ancestor.parent:

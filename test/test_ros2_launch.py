@@ -112,9 +112,9 @@ class Launch:
 class Observer:
     """A node in this process that records what the graph publishes."""
 
-    def __init__(self, args: list[str] | None = None) -> None:
+    def __init__(self) -> None:
         self.context = rclpy.Context()
-        rclpy.init(args=args, context=self.context)
+        rclpy.init(context=self.context)
         self.node = rclpy.create_node("_launch_test_observer", context=self.context)  # hidden: not asked by ros2 param
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
