@@ -33,7 +33,8 @@ setup(
     ],
     # torch is pinned by the install instructions (torch==2.13.0 first, CPU wheel), not here:
     # an open range here would let pip pull a CUDA build.
-    install_requires=["numpy>=1.24", "scipy>=1.10", "PyYAML>=6", "matplotlib>=3.6", "tqdm>=4.60"],
+    # numba compiles the G-LEARN kernels (marl/count_kernels.py); without it a numpy path gives the same draws.
+    install_requires=["numpy>=1.24", "scipy>=1.10", "PyYAML>=6", "matplotlib>=3.6", "tqdm>=4.60", "numba>=0.59"],
     extras_require={
         "ros": ROS_WHEELS + RECORDING,
         "record": RECORDING,

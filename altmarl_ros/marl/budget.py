@@ -32,6 +32,7 @@ from collections.abc import Callable
 from functools import cache
 from math import comb
 
+from altmarl_ros.marl import count_kernels
 from altmarl_ros.marl.config import parse_size as _parse_size
 from altmarl_ros.marl.errors import AltmarlError
 
@@ -44,7 +45,6 @@ INDEX_LIMIT = 2**31 - 1  # scipy keeps int32 indices below this many entries
 RANK_LIMIT = 2**62  # counts._binomial_table clips entries at this (ranks stay below 2^61)
 SMALL_BYTES = 2**16  # what a builder's small arrays and objects take at most, beyond its estimate's terms
 ARRAY_OVERHEAD = 256  # bytes of a small ndarray beyond its data (object, shape, strides)
-SAMPLED_CHUNK_AGENTS = 1_600_000  # glearn.SampledCountTransition's default chunk_agents
 
 
 class MemoryBudgetError(AltmarlError, ValueError):
@@ -254,24 +254,32 @@ def _index_bytes(entries: int) -> int:
 
 
 def sampled_operator_bytes(G: int, k: int, L: int, m: int) -> int:
-    """The CSR matrix of the sampled operator: m next count vectors per (s_g, F), data + indices + indptr."""
+    """The sampled operator: m int32 next positions per (s_g, F), the locality order and its inverse (int64)."""
+    S = count_vectors(k, L)
+    return I4 * G * S * m + 2 * F8 * S
+
+
+def sampled_matrix_bytes(G: int, k: int, L: int, m: int) -> int:
+    """Its CSR form (SampledCountTransition.matrix, the path without numba): data, indices, indptr,
+    and the rank-order copy of the draws it is built from."""
     rows = G * count_vectors(k, L)
     nnz = rows * m
     index = _index_bytes(nnz)
-    return F8 * nnz + index * nnz + index * (rows + 1)
+    return F8 * nnz + index * nnz + index * (rows + 1) + I4 * nnz
 
 
 def sampled_operator_build_bytes(G: int, k: int, L: int, m: int) -> int:
-    """Peak of building it: the int32 next ranks and the agents' states, with either one chunk of draws
-    (uniforms, comparisons, ranks) or, once drawn, the weights and both indptr dtypes."""
+    """Peak of building it: the operator, the Morton codes and their argsort (about L+3 int64 per count vector),
+    and without numba one chunk of the numpy reference's draws (2048 count vectors)."""
     S = count_vectors(k, L)
-    rows, nnz = G * S, G * S * m
-    agents = S * k + S * L + F8 * S * L  # agent_state (int8), the tiled states, repeat's int64 counts
-    chunk_rows = min(S, max(1, SAMPLED_CHUNK_AGENTS // max(k * m, 1)))
-    chunk = 5 * chunk_rows * m * k + 5 * F8 * chunk_rows * m + I4 * chunk_rows * k
-    wide = F8 * nnz if _index_bytes(nnz) == F8 else 0  # indices copied to int64
-    matrix = F8 * nnz + wide + (F8 + I4) * (rows + 1)
-    return I4 * nnz + agents + max(chunk, matrix)
+    order = F8 * S * (L + 3)
+    build = sampled_operator_bytes(G, k, L, m) + order
+    if not count_kernels.COMPILED:
+        rows = min(S, 2048)
+        agents = S * k * F8 + S * L * F8 * 2  # agent_state (int64) and repeat's inputs
+        chunk = rows * m * k * (6 * F8 + L * 2) + rows * k * L * F8 + 2 * F8 * rows * m * L
+        build += agents + chunk
+    return build
 
 
 def exact_operator_bytes(G: int, k: int, L: int) -> int:
@@ -293,7 +301,16 @@ def exact_operator_build_bytes(G: int, k: int, L: int) -> int:
 
 
 def bellman_bytes(G: int, S: int, B: int) -> int:
-    """solve_bellman over S count vectors: Q, the value arrays, the expectation W[s_g, F, s_g']."""
+    """solve_bellman over S count vectors.
+
+    Compiled: V and T(V), the reordered local rewards, Anderson's residual, last image and
+    2 x ANDERSON_MEMORY differences while iterating; then Q with V, T(V) and the rewards.
+    Without numba: Q, the value arrays and the expectation W[s_g, F, s_g'], plus the CSR operator.
+    """
+    if count_kernels.COMPILED:
+        iterate = F8 * S * G * (5 + 2 * count_kernels.ANDERSON_MEMORY)
+        small = F8 * (G * B * G + G * B + 4 * count_kernels.CHUNKS * count_kernels.ANDERSON_MEMORY) + SMALL_BYTES
+        return max(iterate, F8 * S * (G * B + 3 * G)) + small
     return F8 * G * S * (B + G + 4)
 
 
@@ -312,7 +329,7 @@ def glearn_bytes(G: int, B: int, L: int, k: int, m: int = 8, method: str = "samp
         expect = F8 * G * S * G  # the einsum's output
     else:
         operator, build = sampled_operator_bytes(G, k, L, m), sampled_operator_build_bytes(G, k, L, m)
-        expect = 0
+        expect = 0 if count_kernels.COMPILED else sampled_matrix_bytes(G, k, L, m)
     reward = F8 * G * S
     steps = (all_vectors_peak_bytes(k, L) + binomial_table_bytes(k, L),
              kept + build,

@@ -89,6 +89,11 @@ class CountIndex:
         self._binom = _binomial_table(self.k + self.num_states, self.num_states)
         self._all: np.ndarray | None = None
 
+    @property
+    def binomial_table(self) -> np.ndarray:
+        """table[t, r] = C(t, r) for t <= k + num_states, r <= num_states (int64, read-only use)."""
+        return self._binom
+
     def binomial(self, top: np.ndarray, r: int) -> np.ndarray:
         """C(top, r) for an array of `top` values (table lookup)."""
         return self._binom[top, r]

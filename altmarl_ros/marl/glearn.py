@@ -32,7 +32,7 @@ from typing import Protocol
 import numpy as np
 from scipy import sparse
 
-from altmarl_ros.marl import budget
+from altmarl_ros.marl import budget, count_kernels
 from altmarl_ros.marl.counts import CountIndex
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame, check_population
@@ -64,45 +64,56 @@ class CountTransition(Protocol):
 
 
 class SampledCountTransition:
-    """m sampled next count vectors per (s_g, F), kept as a sparse row-stochastic matrix.
+    """m sampled next count vectors per (s_g, F), kept as their ranks `next_ranks` (G, #F, m) int32.
 
-    Each agent's next state is one float32 uniform compared with the CDF of
-    P(s_l' | s_l, s_g) under the frozen policy; only the number of agents above
-    each CDF level is kept, which gives the rank of F' directly. The matrix has
-    exactly m entries of weight 1/m per row (repeats allowed), so a Bellman
-    sweep is one sparse product.
+    Each agent's next state is one 24-bit uniform compared with the CDF of
+    P(s_l' | s_l, s_g) under the frozen policy (`count_kernels`: counter-based
+    draws keyed by one value of `rng`); only how many agents end at or below each
+    state is kept, which gives the rank of F' directly. Each row holds exactly m
+    draws of weight 1/m (repeats allowed). `matrix` is the same operator as a
+    sparse row-stochastic matrix, for inspection and for machines without numba.
     """
 
     def __init__(self, game: TabularGame, local_policy: np.ndarray, index: CountIndex, m: int,
-                 rng: np.random.Generator, chunk_agents: int = 1_600_000) -> None:
+                 rng: np.random.Generator) -> None:
         _check_m(m)
         k, L, G = index.k, index.num_states, game.num_global_states
         budget.check(budget.sampled_operator_build_bytes(G, k, L, m),
                      f"the sampled G-LEARN operator at k={k} ({budget.format_count(G * index.size)} rows x m={m})",
                      REDUCE)
-        next_cdf = np.cumsum(game.local_next_state(local_policy), axis=-1)[..., :-1].astype(np.float32)
+        if index.size > np.iinfo(np.int32).max:
+            raise GameValidationError(f"k={k} has {index.size} count vectors; ranks are int32: {REDUCE}")
+        next_cdf = np.cumsum(game.local_next_state(local_policy), axis=-1)[..., :-1]  # (L, G, L-1)
+        key = int(rng.integers(0, 2**63))
         vectors = index.all_vectors()
-        # agent j of count vector F sits in local state agent_state[F, j]
-        agent_state = np.repeat(np.tile(np.arange(L, dtype=np.int8), index.size), vectors.ravel()).reshape(-1, k)
-        rows_per_chunk = max(1, chunk_agents // (k * m))
-        next_ranks = np.empty((G, index.size, m), dtype=np.int32)
-        for g in range(G):
-            levels = np.ascontiguousarray(next_cdf[:, g, :].T)  # (L-1, L): CDF level j of each state
-            for start in range(0, index.size, rows_per_chunk):
-                stop = min(start + rows_per_chunk, index.size)
-                states = agent_state[start:stop]
-                u = rng.random((stop - start, m, k), dtype=np.float32)
-                ranks = np.zeros((stop - start, m), dtype=np.int64)
-                for j in range(L - 1):
-                    above = np.count_nonzero(u >= levels[j][states][:, None, :], axis=-1)
-                    ranks += index.binomial(k - above + j, j + 1)
-                next_ranks[g, start:stop] = ranks
         self.m = m
         self.shape = (G, index.size)
-        self.matrix = sparse.csr_matrix(
-            (np.full(next_ranks.size, 1.0 / m), next_ranks.ravel(), np.arange(0, next_ranks.size + 1, m)),
-            shape=(G * index.size, index.size),
-        )
+        # rows and draws in a locality order: next_by_position[g, p, j] is the position of F'_j of the
+        # count vector order[p] (count_kernels.locality_order)
+        self.order = count_kernels.locality_order(vectors)
+        self.position = np.empty_like(self.order)
+        self.position[self.order] = np.arange(index.size)
+        self.next_by_position = np.empty((G, index.size, m), dtype=np.int32)
+        count_kernels.draw_next_ranks(vectors, self.order, self.position, count_kernels.thresholds(next_cdf),
+                                      index.binomial_table, key, self.next_by_position)
+        self._matrix: sparse.csr_matrix | None = None
+
+    @property
+    def next_ranks(self) -> np.ndarray:
+        """The draws in rank order: next_ranks[g, F, j] is the rank of F'_j (a copy)."""
+        ranks = np.empty_like(self.next_by_position)
+        ranks[:, self.order] = self.order[self.next_by_position]
+        return ranks
+
+    @property
+    def matrix(self) -> sparse.csr_matrix:
+        """The operator as a CSR matrix with m entries of weight 1/m per row (built on first use)."""
+        if self._matrix is None:
+            rows, m = self.shape[0] * self.shape[1], self.m
+            self._matrix = sparse.csr_matrix(
+                (np.full(rows * m, 1.0 / m), self.next_ranks.ravel(), np.arange(0, rows * m + 1, m)),
+                shape=(rows, self.shape[1]))
+        return self._matrix
 
     def expect(self, values: np.ndarray) -> np.ndarray:
         """W[s_g, F, s_g'] = (1/m) sum_j V[s_g', F'_j(s_g, F)]."""
@@ -189,6 +200,8 @@ def solve_bellman(game: TabularGame, reward: SubsampleReward, transition: CountT
         raise GameValidationError(f"max_iters must be >= 1, got {max_iters}")
     shape = reward.local_part.shape + (game.num_global_actions,)
     budget.check(budget.bellman_bytes(*shape), f"the G-LEARN Bellman iteration over a {shape} Q table", REDUCE)
+    if isinstance(transition, SampledCountTransition) and count_kernels.COMPILED:
+        return _solve_sampled_compiled(game, reward, transition, tol, max_iters, q_init)
     gamma = game.gamma
     scale = gamma / (1.0 - gamma)
     values = np.zeros(shape[:2]) if q_init is None else q_init.max(axis=-1)
@@ -213,6 +226,95 @@ def solve_bellman(game: TabularGame, reward: SubsampleReward, transition: CountT
             break
     else:
         log.warning("G-LEARN stopped at max_iters=%d with error bound %.3g > tol=%.3g", max_iters, bound, tol)
+    q += scale * (high + low) / 2.0
+    return q, iteration, bound
+
+
+class AndersonMixer:
+    """Anderson acceleration of the Bellman iteration on V (type II, memory `count_kernels.ANDERSON_MEMORY`).
+
+    Why: at gamma = 0.95 plain value iteration needs ~35 sweeps at tol 0.01; mixing the last
+    few iterates by least squares on their residuals needs about half. The residual's mean is
+    removed first (T commutes with constants, and MacQueen's bound ignores them). Safeguard:
+    when a sweep's bound is not below the best so far, the history is dropped and the plain
+    step T(V) is taken. Any V is a valid point for MacQueen's bound, so acceleration changes
+    how fast the bound falls, never what it certifies. The passes are `count_kernels`' fixed
+    chunks, so the iterates do not depend on thread counts.
+    """
+
+    def __init__(self, shape: tuple[int, int], memory: int = count_kernels.ANDERSON_MEMORY) -> None:
+        size = shape[0] * shape[1]
+        self.memory = memory
+        self.residual, self.last_image = np.empty(size), np.empty(size)
+        self.delta_residual, self.delta_image = np.empty((memory, size)), np.empty((memory, size))
+        self.gram = np.zeros((memory, memory))
+        self.products = np.zeros(2 * memory)
+        self.held = 0  # differences held, in slots 0 .. held-1
+        self.slot = 0  # where the next difference goes
+        self.started = False
+        self.best_bound = np.inf
+
+    def next_point(self, values: np.ndarray, image: np.ndarray, bound: float, out: np.ndarray) -> None:
+        """Write the next V into `out` (may be `values`) from V and T(V), both (#F, G) float64."""
+        restart = bound >= self.best_bound
+        self.best_bound = min(self.best_bound, bound)
+        mean_change = (count_kernels.total(image.ravel()) - count_kernels.total(values.ravel())) / values.size
+        if not self.started or restart:
+            np.subtract(image.ravel(), values.ravel(), out=self.residual)
+            self.residual -= mean_change
+            self.last_image[:] = image.ravel()
+            self.held, self.slot, self.started = 0, 0, True
+            out[...] = image
+            return
+        slot, held = self.slot, min(self.held + 1, self.memory)
+        count_kernels.anderson_update(values, image, mean_change, self.residual, self.last_image,
+                                      self.delta_residual, self.delta_image, slot, held, self.products)
+        self.gram[slot, :held] = self.gram[:held, slot] = self.products[:held]
+        self.held, self.slot = held, (slot + 1) % self.memory
+        gram = self.gram[:held, :held]
+        ridge = 1e-10 * max(float(np.trace(gram)), 1e-300)
+        try:
+            weights = np.linalg.solve(gram + ridge * np.eye(held), self.products[self.memory:self.memory + held])
+        except np.linalg.LinAlgError:
+            self.started = False
+            out[...] = image
+            return
+        count_kernels.anderson_mix(image, self.delta_image[:held], weights, out)
+
+
+def _solve_sampled_compiled(game: TabularGame, reward: SubsampleReward, transition: SampledCountTransition,
+                            tol: float, max_iters: int, q_init: np.ndarray | None) -> tuple[np.ndarray, int, float]:
+    """solve_bellman with the compiled sweep of `count_kernels`, accelerated (`AndersonMixer`).
+
+    Only V (#F, G, in the transition's locality order) lives between sweeps. Once a sweep meets
+    the tolerance, Q is computed from the same V, so the returned Q is T(V) for the V whose
+    bound was met, shifted as above.
+    """
+    G, S = transition.shape
+    gamma = float(game.gamma)
+    scale = gamma / (1.0 - gamma)
+    order = transition.order
+    values = np.zeros((S, G)) if q_init is None else np.ascontiguousarray(q_init.max(axis=-1).T[order])
+    image = np.empty_like(values)
+    lows, highs = np.empty(count_kernels.CHUNKS), np.empty(count_kernels.CHUNKS)
+    arrays = (transition.next_by_position, order)
+    model = (np.ascontiguousarray(reward.local_part[:, order]), np.ascontiguousarray(reward.global_part, dtype=float),
+             np.ascontiguousarray(game.global_transition), gamma)
+    mixer = AndersonMixer(values.shape)
+    bound, iteration = np.inf, 0
+    while iteration < max_iters:
+        iteration += 1
+        count_kernels.bellman_sweep(*arrays, values, *model, image, lows, highs)
+        low, high = float(lows.min()), float(highs.max())
+        bound = scale * (high - low) / 2.0
+        if bound < tol or iteration == max_iters:
+            break
+        mixer.next_point(values, image, bound, out=values)
+    if bound >= tol:
+        log.warning("G-LEARN stopped at max_iters=%d with error bound %.3g > tol=%.3g", max_iters, bound, tol)
+    del mixer
+    q = np.empty((G, S, game.num_global_actions))
+    count_kernels.bellman_sweep(*arrays, values, *model, image, lows, highs, q=q)
     q += scale * (high + low) / 2.0
     return q, iteration, bound
 
