@@ -31,6 +31,7 @@ from altmarl_ros.marl.errors import AltmarlError, GameValidationError
 from altmarl_ros.marl.evaluation import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS, evaluate
 from altmarl_ros.marl.glearn import g_learn
 from altmarl_ros.marl.policies import GlobalPolicy
+from altmarl_ros.marl.starts import START_NAMES, check_starts
 from altmarl_ros.tasks import ALL_TASKS, ENV_TASKS, TASKS, is_tabular, make_env, make_game
 from altmarl_ros.tasks.config import load_yaml
 
@@ -38,7 +39,7 @@ log = logging.getLogger("altmarl")
 
 ALTERNATION_FLAGS = {"rounds": "rounds", "m": "m", "tol": "tol", "k_ref": "k_ref", "gap_tol": "gap_tol",
                      "local_method": "local_method", "local_temperature": "local_temperature",
-                     "eval_seeds": "eval_seeds", "eval_rollouts": "eval_rollouts"}
+                     "eval_seeds": "eval_seeds", "eval_rollouts": "eval_rollouts", "starts": "starts"}
 
 
 def _parse_assignments(pairs: list[str]) -> dict[str, Any]:
@@ -134,7 +135,10 @@ def _add_alternation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--m", type=POSITIVE, help=f"next-state samples per G-LEARN entry (default {d.m})")
     g.add_argument("--tol", type=POSITIVE_FLOAT, help=f"G-LEARN stopping tolerance on |Q - Q*| (> 0, default {d.tol})")
     g.add_argument("--k-ref", type=int, help="k of the full-observation reference for the global NE gap "
-                   "(default min(n, 60); k-ref = n is exact full observation)")
+                   "(default: the largest k <= min(n, 60) with at most 2^20 count vectors; k-ref = n is exact full "
+                   "observation)")
+    g.add_argument("--starts", help="comma-separated starting pairs of the alternation, from "
+                   f"{','.join(START_NAMES)} (default: all; see marl/starts.py)")
     g.add_argument("--gap-tol", type=NONNEGATIVE_FLOAT,
                    help="stop early when both NE gaps fall below this (>= 0; default 0: never)")
     g.add_argument("--local-method", choices=("exact", "sampled"), help="L-LEARN solver (default exact)")
@@ -143,12 +147,12 @@ def _add_alternation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-seeds", type=POSITIVE, help=f"seeds for per-round values and gaps (default {d.eval_seeds})")
     g.add_argument("--eval-rollouts", type=POSITIVE,
                    help=f"rollouts per seed per round (default {d.eval_rollouts})")
-    g.add_argument("--no-certify", action="store_true", help="skip the NE-gap certificate (faster)")
+    g.add_argument("--no-certify", action="store_true", help="skip the NE-gap certificate (same as --certify none)")
+    g.add_argument("--certify", choices=("final", "every_round", "none"),
+                   help="when to estimate the NE gap (default final: once, for the returned pair)")
     g = p.add_argument_group("deep learner (--learner deep)")
     g.add_argument("--dqn-steps", type=int, help="DQN env steps per global best response (default 2500)")
     g.add_argument("--ppo-iterations", type=int, help="PPO iterations per local best response (default 30)")
-    g.add_argument("--certify", choices=("final", "every_round", "none"),
-                   help="when to estimate the NE gap (default final: once, for the best pair)")
     g.add_argument("--threads", type=POSITIVE, help="torch CPU threads (default 1: small nets, bit-identical runs)")
 
 
@@ -212,7 +216,10 @@ def _check_alternation(config: AlternationConfig) -> AlternationConfig:
         if getattr(config, name) < minimum:
             raise GameValidationError(f"{name} must be >= {minimum}, got {getattr(config, name)}")
     if config.k_ref is not None and config.k_ref < 1:
-        raise GameValidationError(f"k_ref must be >= 1 (or null: min(n, 60)), got {config.k_ref}")
+        raise GameValidationError(f"k_ref must be >= 1 (or null: the default reference), got {config.k_ref}")
+    config.starts = check_starts(config.starts)
+    if not config.reference_tol > 0:
+        raise GameValidationError(f"reference_tol must be a number > 0, got {config.reference_tol}")
     if not config.tol > 0:
         raise GameValidationError(f"tol must be a number > 0, got {config.tol}")
     if not config.gap_tol >= 0:
@@ -276,8 +283,10 @@ def _alternation_config(args: argparse.Namespace, from_file: dict[str, Any]) -> 
         value = getattr(args, flag, None)
         if value is not None:
             values[key] = value
-    if getattr(args, "no_certify", False):
-        values["certify"] = False
+    certify = "none" if getattr(args, "no_certify", False) else getattr(args, "certify", None)
+    if certify is not None:
+        values["certify"] = certify != "none"
+        values["certify_every_round"] = certify == "every_round"
     return _check_alternation(config_from_mapping(AlternationConfig, values))
 
 
@@ -298,11 +307,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = alternate(game, args.k, config, seed=args.seed, progress=not args.quiet)
     path = _save(save_result, result, args, overrides)
-    best = result.best
     _print_trained(f"{args.task} k={args.k} n={game.n} seed={args.seed}", time.perf_counter() - start, result, path,
-                   f"NE gap: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} "
-                   f"(vs k_ref={config.reference_k(game)}), local {best.local_gap:.4f}")
+                   tabular_gap_line(result.best, config.reference_k(game), config.certify))
     return 0
+
+
+def tabular_gap_line(best: Any, k_ref: int, certified: bool) -> str:
+    """The NE-gap line of a tabular run: what the certificate measured and what it bounds, or that it was not run."""
+    if not certified:
+        return "NE gap: not computed (--no-certify / --certify none)"
+    return (f"NE gap: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (a lower bound: against a "
+            f"full-observation reference at k_ref={k_ref}, |Q - Q*| <= {best.reference_error_bound:.3g}), "
+            f"local {best.local_gap:.4f} (exact)")
 
 
 def _save(save: Callable[..., Path], result: Any, args: argparse.Namespace, overrides: dict[str, Any]) -> Path:
@@ -318,8 +334,9 @@ def _save(save: Callable[..., Path], result: Any, args: argparse.Namespace, over
 def _print_trained(what: str, seconds: float, result: Any, path: Path, gap_line: str) -> None:
     best = result.best
     print(f"trained {what} in {seconds:.1f}s")
-    print(f"best round {result.best_round}/{len(result.rounds)}: return {best.value_mean:.2f} ± {best.value_std:.2f}, "
-          f"mode accuracy {best.mode_accuracy:.3f}")
+    start = f" (start {best.start})" if getattr(best, "start", "uniform") != "uniform" else ""
+    print(f"best round {result.best_round}/{len(result.rounds)}{start}: return {best.value_mean:.2f} ± "
+          f"{best.value_std:.2f}, mode accuracy {best.mode_accuracy:.3f}")
     print(gap_line)
     print(f"checkpoint: {path}")
 
@@ -407,8 +424,11 @@ def _report_eval(args: argparse.Namespace, meta: dict[str, Any], label: str, k: 
     print(f"  discounted return   {report.return_mean:.3f} ± {report.return_std:.3f} (std of per-seed means)")
     print(f"  mode accuracy       {report.mode_accuracy:.4f}")
     local_ci = f" ± {stored['local_ci95']:.3f}" if stored.get("local_ci95") else ""
-    print(f"  NE gap (training)   global {stored.get('global', nan):.3f} ± {stored.get('global_ci95', nan):.3f}, "
-          f"local {stored.get('local', nan):.4f}{local_ci}")
+    if math.isnan(float(stored.get("global", nan))) and math.isnan(float(stored.get("local", nan))):
+        print("  NE gap (training)   not computed (trained without the certificate)")
+    else:
+        print(f"  NE gap (training)   global {stored.get('global', nan):.3f} ± {stored.get('global_ci95', nan):.3f}, "
+              f"local {stored.get('local', nan):.4f}{local_ci}")
     return {"run": str(args.run), "task": meta["task"], "k": k, "n": n, "return_mean": report.return_mean,
             "return_std": report.return_std, "mode_accuracy": report.mode_accuracy, "seeds": len(report.seeds),
             "rollouts": args.rollouts, "eval_seconds": report.seconds, "ne_gap_at_training": stored}
@@ -484,19 +504,67 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_sweep_dir(args.out, force=args.force)
     try:
         rows = run_sweep(args.task, args.k, args.out, seed=args.seed, overrides=overrides, config=config,
-                         eval_seeds=args.final_seeds, eval_rollouts=args.final_rollouts, progress=not args.quiet)
+                         eval_seeds=args.final_seeds, eval_rollouts=args.final_rollouts, progress=not args.quiet,
+                         seeds=args.seeds, jobs=_sweep_jobs(args), ray_address=args.ray)
     except OSError as exc:
         raise _sweep_save_error(args, exc) from exc
-    fit = plot_sweep(rows, args.out, title=f"{args.task}, n = {game.n}, seed {args.seed}")
-    print(f"{'k':>4} {'return':>16} {'mode acc':>9} {'global gap':>18} {'local gap':>10} {'G-LEARN s':>10}")
+    seeds = args.seeds or [args.seed]
+    fit = plot_sweep(rows, args.out, title=f"{args.task}, n = {game.n}, seed{'s' if len(seeds) > 1 else ''} "
+                     f"{','.join(map(str, seeds))}")
+    print(f"{'k':>4} {'seed':>4} {'return':>16} {'mode acc':>9} {'start':>8} {'global gap':>18} {'local gap':>10} "
+          f"{'train s':>8} {'cert s':>7}")
     for r in rows:
-        print(f"{r['k']:>4} {r['return_mean']:>9.2f} ± {r['return_std']:<5.2f} {r['mode_accuracy']:>9.3f} "
-              f"{r['global_gap']:>9.3f} ± {r['global_gap_ci95']:<6.3f} {r['local_gap']:>10.4f} "
-              f"{r['glearn_seconds']:>10.2f}")
+        print(f"{r['k']:>4} {r['seed']:>4} {r['return_mean']:>9.2f} ± {r['return_std']:<5.2f} "
+              f"{r['mode_accuracy']:>9.3f} {r['best_start']:>8} {r['global_gap']:>9.3f} ± {r['global_gap_ci95']:<6.3f} "
+              f"{r['local_gap']:>10.4f} "
+              f"{r['train_seconds']:>8.1f} {r['certificate_seconds']:>7.1f}")
     print(f"log-log slope of the global gap vs k: {fit.slope:.3f} "
           f"({fit.points_used} points, {fit.points_dropped} non-positive gaps left out)")
+    print(monotonicity_line(rows, args.final_seeds))
+    if args.markdown:
+        print()
+        print(markdown_table(rows, args.final_seeds))
     print(f"wrote {Path(args.out) / SWEEP_CSV} and plots in {args.out}")
     return 0
+
+
+def _return_ci95(row: dict[str, Any], protocol_seeds: int) -> float:
+    """Half-width of the 95 % interval of the protocol return (return_std is the std of per-seed means)."""
+    from altmarl_ros.marl.certificate import t_quantile
+
+    return t_quantile(protocol_seeds - 1) * float(row["return_std"]) / math.sqrt(protocol_seeds) \
+        if protocol_seeds > 1 else float("nan")
+
+
+def monotonicity_line(rows: list[dict[str, Any]], protocol_seeds: int) -> str:
+    """Whether the return is non-decreasing in k within the 95 % intervals (each k against the next)."""
+    by_k = sorted(rows, key=lambda r: (int(r["k"]), int(r["seed"])))
+    if len({int(r["k"]) for r in by_k}) < len(by_k) or len(by_k) < 2:
+        return "return vs k: one row per k needed to check monotonicity"
+    drops = [f"k={a['k']}->{b['k']}" for a, b in zip(by_k, by_k[1:], strict=False)
+             if b["return_mean"] + _return_ci95(b, protocol_seeds) < a["return_mean"] - _return_ci95(a, protocol_seeds)]
+    return ("return non-decreasing in k within the 95 % intervals" if not drops
+            else f"return decreases in k beyond the 95 % intervals at {', '.join(drops)}")
+
+
+def markdown_table(rows: list[dict[str, Any]], protocol_seeds: int) -> str:
+    """The sweep as the README's markdown table."""
+    lines = ["| k | return (95 % CI) | mode acc. | best start | global NE gap (95 % CI) | local gap | train s | "
+             "certificate s |", "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (int(r["k"]), int(r["seed"]))):
+        gap = ("not computed" if math.isnan(float(r["global_gap"]))
+               else f"{r['global_gap']:.2f} ± {r['global_gap_ci95']:.2f}")
+        local = "not computed" if math.isnan(float(r["local_gap"])) else f"{r['local_gap']:.3f}"
+        lines.append(f"| {r['k']} | {r['return_mean']:.2f} ± {_return_ci95(r, protocol_seeds):.2f} | "
+                     f"{r['mode_accuracy']:.3f} | {r['best_start']} | {gap} | {local} | {r['train_seconds']:.1f} | "
+                     f"{r['certificate_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def _sweep_jobs(args: argparse.Namespace) -> int:
+    from altmarl_ros.parallel import available_cores
+
+    return args.jobs if args.jobs is not None else available_cores()
 
 
 def _sweep_save_error(args: argparse.Namespace, exc: OSError) -> AltmarlError:
@@ -517,7 +585,8 @@ def _sweep_deep(args: argparse.Namespace) -> int:
     seeds = args.seeds or [args.seed]
     try:
         rows, baselines = run_deep_sweep(args.task, args.k, seeds, args.out, overrides, config, args.final_seeds,
-                                         args.final_rollouts, progress=not args.quiet)
+                                         args.final_rollouts, progress=not args.quiet, jobs=_sweep_jobs(args),
+                                         ray_address=args.ray)
     except OSError as exc:
         raise _sweep_save_error(args, exc) from exc
     plot_sweep(rows, args.out, title=f"{args.task} (deep), n = {env.n}, seeds {seeds}", baselines=baselines)
@@ -794,7 +863,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "replaced only once its new run is complete")
     p.add_argument("--final-seeds", type=POSITIVE, default=len(DEFAULT_EVAL_SEEDS), help="protocol seeds (default 15)")
     p.add_argument("--final-rollouts", type=POSITIVE, default=DEFAULT_ROLLOUTS, help="protocol rollouts (default 50)")
-    p.add_argument("--seeds", type=_seed_list, help="training seeds for --learner deep, e.g. 0,1,2 (default: --seed)")
+    p.add_argument("--seeds", type=_seed_list, help="training seeds, e.g. 0,1,2 (default: --seed); with several, "
+                   "runs go to OUT/k<K>-s<SEED>/")
+    p.add_argument("--jobs", type=POSITIVE, default=None,
+                   help="(k, seed) jobs run at once in local processes (default: the cores this process may use); "
+                   "results are bit for bit those of --jobs 1")
+    p.add_argument("--markdown", action="store_true", help="also print the table in markdown (the README's)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run the jobs on the Ray cluster at ADDRESS (e.g. "
+                   "ray://head:10001 or auto), or `local` to start one here with --jobs CPUs (needs: pip install ray)")
     _add_alternation_args(p)
     p.set_defaults(func=cmd_sweep)
     _add_render_parser(sub, common)

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 SWEEP_CSV = "sweep.csv"
 BASELINES_JSON = "baselines.json"
 PLOTS = ("reward_vs_k.png", "ne_gap_vs_k.png", "mode_accuracy_vs_k.png", "glearn_time_vs_k.png")
-_RUN_DIR_RE = re.compile(r"^k\d+(-s\d+)?$")  # a sweep's run directories: k<K> (tabular), k<K>-s<SEED> (deep)
+_RUN_DIR_RE = re.compile(r"^k\d+(-s\d+)?$")  # a sweep's run directories: k<K> (one seed), k<K>-s<SEED>
 
 
 def check_sweep_dir(out_dir: str | Path, force: bool = False) -> None:
@@ -81,54 +81,109 @@ def fit_loglog_slope(ks: list[int], gaps: list[float]) -> SlopeFit:
     return SlopeFit(float(slope), float(intercept), len(pairs), len(ks) - len(pairs))
 
 
+def run_dir_name(k: int, seed: int, seeds: int) -> str:
+    """k<K> for a one-seed tabular sweep (as before), k<K>-s<SEED> otherwise."""
+    return f"k{k}" if seeds == 1 else f"k{k}-s{seed}"
+
+
+def train_tabular_job(task: str, overrides: dict[str, Any], config: AlternationConfig, k: int, seed: int,
+                      eval_seeds: int, eval_rollouts: int) -> tuple[Any, dict[str, Any]]:
+    """One tabular (k, seed) job: train, evaluate by the protocol; the result and its CSV row (a pure function)."""
+    game = make_game(task, overrides)
+    result = alternate(game, k, config, seed=seed, progress=False)
+    report = evaluate(game, result.global_policy, result.local_policy, list(range(eval_seeds)), eval_rollouts)
+    best = result.best
+    row = {
+        "k": k, "n": game.n, "seed": seed,
+        "return_mean": report.return_mean, "return_std": report.return_std,
+        "mode_accuracy": report.mode_accuracy,
+        "global_gap": best.global_gap, "global_gap_ci95": best.global_gap_ci95,
+        "local_gap": best.local_gap, "ne_gap": max(best.global_gap, best.local_gap),
+        "k_ref": config.reference_k(game), "best_round": result.best_round, "best_start": best.start,
+        "glearn_seconds": best.glearn_seconds, "glearn_iterations": best.glearn_iterations,
+        "train_seconds": sum(r.round_seconds for r in result.rounds),
+        "certificate_seconds": best.reference_seconds,
+    }
+    return result, row
+
+
 def run_sweep(task: str, ks: list[int], out_dir: str | Path, seed: int = 0,
               overrides: dict[str, Any] | None = None, config: AlternationConfig | None = None,
               eval_seeds: int = len(DEFAULT_EVAL_SEEDS), eval_rollouts: int = DEFAULT_ROLLOUTS,
-              progress: bool = True) -> list[dict[str, Any]]:
-    """Train one ALTERNATING-MARL run per k (checkpoints in out_dir/k<K>/) and evaluate it by the protocol."""
-    from tqdm import tqdm
+              progress: bool = True, seeds: list[int] | None = None, jobs: int = 1,
+              ray_address: str | None = None) -> list[dict[str, Any]]:
+    """Train one ALTERNATING-MARL run per (k, seed) (checkpoints in out_dir/k<K>[-s<SEED>]/), evaluate each.
+
+    `jobs` processes (or the Ray cluster at `ray_address`) run them; rows, files and digits
+    are those of the serial sweep (altmarl_ros/parallel.py).
+    """
+    from altmarl_ros.parallel import run_jobs
 
     out_dir = Path(out_dir)
     overrides = dict(overrides or {})
-    game = make_game(task, overrides)
     config = config or AlternationConfig()
-    rows: list[dict[str, Any]] = []
-    for k in tqdm(ks, desc=f"sweep {task}", disable=not progress):
-        result = alternate(game, k, config, seed=seed, progress=progress)
-        save_result(result, out_dir / f"k{k}", task, overrides)
-        report = evaluate(game, result.global_policy, result.local_policy, list(range(eval_seeds)), eval_rollouts)
-        best = result.best
-        rows.append({
-            "k": k, "n": game.n, "seed": seed,
-            "return_mean": report.return_mean, "return_std": report.return_std,
-            "mode_accuracy": report.mode_accuracy,
-            "global_gap": best.global_gap, "global_gap_ci95": best.global_gap_ci95,
-            "local_gap": best.local_gap, "ne_gap": max(best.global_gap, best.local_gap),
-            "k_ref": config.reference_k(game), "best_round": result.best_round,
-            "glearn_seconds": best.glearn_seconds, "glearn_iterations": best.glearn_iterations,
-        })
-        log.info("k=%d: return %.2f ± %.2f, mode accuracy %.3f, global gap %.3f ± %.3f, G-LEARN %.2fs", k,
-                 report.return_mean, report.return_std, report.mode_accuracy, best.global_gap, best.global_gap_ci95,
-                 best.glearn_seconds)
-        write_csv(rows, out_dir / SWEEP_CSV)  # after every k, so an interrupted sweep keeps its rows
-    return rows
+    seeds = list(seeds) if seeds else [seed]
+    work = [(task, overrides, config, k, s, eval_seeds, eval_rollouts) for k in ks for s in seeds]
+    rows: list[dict[str, Any] | None] = [None] * len(work)
+
+    def done(index: int, outcome: tuple[Any, dict[str, Any]]) -> None:
+        result, row = outcome
+        save_result(result, out_dir / run_dir_name(row["k"], row["seed"], len(seeds)), task, overrides)
+        rows[index] = row
+        log.info("k=%d seed=%d: return %.2f ± %.2f, mode accuracy %.3f (start %s), global gap %.3f ± %.3f, "
+                 "trained in %.1fs + certificate %.1fs", row["k"], row["seed"], row["return_mean"], row["return_std"],
+                 row["mode_accuracy"], row["best_start"], row["global_gap"], row["global_gap_ci95"],
+                 row["train_seconds"], row["certificate_seconds"])
+        write_csv([r for r in rows if r is not None], out_dir / SWEEP_CSV)  # after every job: interrupted keeps rows
+
+    run_jobs(train_tabular_job, work, workers=jobs, ray_address=ray_address, on_done=done, progress=progress,
+             desc=f"sweep {task}")
+    return [r for r in rows if r is not None]
+
+
+def train_deep_job(task: str, overrides: dict[str, Any], config: Any, k: int, seed: int, eval_seeds: int,
+                   eval_rollouts: int) -> tuple[Any, dict[str, Any]]:
+    """One deep (k, seed) job: train, evaluate by the protocol next to a random dispatcher with its robots."""
+    from altmarl_ros.marl.deep.learners import deep_alternate
+    from altmarl_ros.marl.deep.rollouts import RandomGlobalPolicy, evaluate_env
+    from altmarl_ros.tasks import make_env
+
+    env = make_env(task, overrides)
+    protocol = list(range(eval_seeds))
+    result = deep_alternate(env, k, config, seed=seed, progress=False)
+    report = evaluate_env(env, result.global_policy, result.local_policy, protocol, eval_rollouts)
+    dispatcher = evaluate_env(env, RandomGlobalPolicy(env.num_global_actions, k, seed=seed), result.local_policy,
+                              protocol, eval_rollouts)
+    best = result.best
+    row = {
+        "k": k, "n": env.n, "seed": seed,
+        "return_mean": report.return_mean, "return_std": report.return_std,
+        "mode_accuracy": report.mode_accuracy,
+        "random_dispatcher_return": dispatcher.return_mean,
+        "random_dispatcher_mode_accuracy": dispatcher.mode_accuracy,
+        "global_gap": best.global_gap, "global_gap_ci95": best.global_gap_ci95,
+        "local_gap": best.local_gap, "local_gap_ci95": best.local_gap_ci95,
+        "ne_gap": max(best.global_gap, best.local_gap), "best_round": result.best_round,
+        "glearn_seconds": best.glearn_seconds, "train_seconds": result.seconds,
+    }
+    return result, row
 
 
 def run_deep_sweep(task: str, ks: list[int], seeds: list[int], out_dir: str | Path,
                    overrides: dict[str, Any] | None = None, config: Any = None,
                    eval_seeds: int = len(DEFAULT_EVAL_SEEDS), eval_rollouts: int = DEFAULT_ROLLOUTS,
-                   progress: bool = True) -> tuple[list[dict[str, Any]], dict[str, float]]:
+                   progress: bool = True, jobs: int = 1,
+                   ray_address: str | None = None) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Deep ALTERNATING-MARL per (k, training seed), evaluated by the protocol next to two baselines.
 
     Baselines: a random dispatcher with uniform robots (`random`), and a random
     dispatcher with each run's trained robots (`random_dispatcher`), which shows
     what the coordinator's k-subsample adds. Checkpoints in out_dir/k<K>-s<SEED>/.
     """
-    from tqdm import tqdm
-
-    from altmarl_ros.marl.deep.learners import DeepConfig, deep_alternate
+    from altmarl_ros.marl.deep.learners import DeepConfig
     from altmarl_ros.marl.deep.nets import UniformLocalPolicy
     from altmarl_ros.marl.deep.rollouts import RandomGlobalPolicy, evaluate_env
+    from altmarl_ros.parallel import run_jobs
     from altmarl_ros.tasks import make_env
     from altmarl_ros.training import save_deep_result
 
@@ -141,32 +196,22 @@ def run_deep_sweep(task: str, ks: list[int], seeds: list[int], out_dir: str | Pa
                                  UniformLocalPolicy(env.num_local_actions), protocol, eval_rollouts)
     baselines = {"random_return_mean": random_report.return_mean, "random_return_std": random_report.return_std,
                  "random_mode_accuracy": random_report.mode_accuracy}
-    rows: list[dict[str, Any]] = []
-    runs = [(k, seed) for k in ks for seed in seeds]
-    for k, seed in tqdm(runs, desc=f"deep sweep {task}", disable=not progress):
-        result = deep_alternate(env, k, config, seed=seed, progress=False)
-        save_deep_result(result, out_dir / f"k{k}-s{seed}", task, overrides)
-        report = evaluate_env(env, result.global_policy, result.local_policy, protocol, eval_rollouts)
-        dispatcher = evaluate_env(env, RandomGlobalPolicy(env.num_global_actions, k, seed=seed), result.local_policy,
-                                  protocol, eval_rollouts)
-        best = result.best
-        rows.append({
-            "k": k, "n": env.n, "seed": seed,
-            "return_mean": report.return_mean, "return_std": report.return_std,
-            "mode_accuracy": report.mode_accuracy,
-            "random_dispatcher_return": dispatcher.return_mean,
-            "random_dispatcher_mode_accuracy": dispatcher.mode_accuracy,
-            "global_gap": best.global_gap, "global_gap_ci95": best.global_gap_ci95,
-            "local_gap": best.local_gap, "local_gap_ci95": best.local_gap_ci95,
-            "ne_gap": max(best.global_gap, best.local_gap), "best_round": result.best_round,
-            "glearn_seconds": best.glearn_seconds, "train_seconds": result.seconds,
-        })
+    work = [(task, overrides, config, k, seed, eval_seeds, eval_rollouts) for k in ks for seed in seeds]
+    rows: list[dict[str, Any] | None] = [None] * len(work)
+
+    def done(index: int, outcome: tuple[Any, dict[str, Any]]) -> None:
+        result, row = outcome
+        save_deep_result(result, out_dir / f"k{row['k']}-s{row['seed']}", task, overrides)
+        rows[index] = row
         log.info("k=%d seed=%d: return %.2f ± %.2f, mode accuracy %.3f (random dispatcher %.2f), trained in %.0fs",
-                 k, seed, report.return_mean, report.return_std, report.mode_accuracy, dispatcher.return_mean,
-                 result.seconds)
-        write_csv(rows, out_dir / SWEEP_CSV)
+                 row["k"], row["seed"], row["return_mean"], row["return_std"], row["mode_accuracy"],
+                 row["random_dispatcher_return"], row["train_seconds"])
+        write_csv([r for r in rows if r is not None], out_dir / SWEEP_CSV)
+
+    run_jobs(train_deep_job, work, workers=jobs, ray_address=ray_address, on_done=done, progress=progress,
+             desc=f"deep sweep {task}")
     atomic_write_text(out_dir / BASELINES_JSON, json.dumps(baselines, indent=2))
-    return rows, baselines
+    return [r for r in rows if r is not None], baselines
 
 
 def aggregate_by_k(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -176,7 +221,7 @@ def aggregate_by_k(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         group = [r for r in rows if int(r["k"]) == k]
         row: dict[str, Any] = {"k": k, "seeds": len(group)}
         for key in group[0]:
-            if key in ("k", "seed"):
+            if key in ("k", "seed") or isinstance(group[0][key], str):
                 continue
             values = np.array([float(r[key]) for r in group])
             row[key] = float(values.mean())
@@ -193,11 +238,6 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
-
-
-def read_csv(path: str | Path) -> list[dict[str, float]]:
-    with open(path, newline="") as handle:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
 def plot_sweep(rows: list[dict[str, Any]], out_dir: str | Path, title: str = "",

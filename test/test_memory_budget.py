@@ -366,9 +366,9 @@ ISSUE_BUDGET = {ENV_VAR: "12GiB"}  # the issue's 24 GB machine at the default 50
 def test_train_k200_is_refused(tmp_path):
     result = _altmarl(["train", "--k", "200", "--out", str(tmp_path / "x"), "-q"], ISSUE_BUDGET)
     error = _refused(result, "training with k=200 on zones", "G-LEARN at k=200 over 70,058,751 count vectors",
-                     "memory budget of 12.0 GiB (set by ALTMARL_MEMORY_BUDGET=12GiB)", "k <= 122 fits")
+                     "memory budget of 12.0 GiB (set by ALTMARL_MEMORY_BUDGET=12GiB)", "k <= 123 fits")
     assert not (tmp_path / "x").exists()
-    assert "needs about 80.6 GiB" in error
+    assert "needs about 80.4 GiB" in error
 
 
 def test_zones_1000_is_refused_by_the_game_builder(tmp_path):
@@ -380,20 +380,29 @@ def test_zones_1000_is_refused_by_the_game_builder(tmp_path):
 def test_zones_200_is_refused_before_glearn(tmp_path):
     result = _altmarl(["train", "--k", "5", "--set", "zones=200", "--out", str(tmp_path / "x"), "-q"], ISSUE_BUDGET)
     game = zones.build_bytes(200)  # 260 MB: it fits, so it is built; the run is refused before G-LEARN
-    _refused(result, "training with k=5 on zones (n=1000, 200 local states", "k_ref=60",
+    _refused(result, "training with k=5 on zones (n=1000, 200 local states",
              "k <= 1 fits without the certificate (--no-certify)", built=game)
     result = _altmarl(["train", "--k", "5", "--set", "zones=200", "--no-certify", "--out", str(tmp_path / "x"),
                        "-q"], ISSUE_BUDGET)
     _refused(result, "G-LEARN at k=5 over 2,802,350,040 count vectors", "k <= 1 fits", built=game)
 
 
-def test_readme_zones_7_with_the_default_certificate_is_refused_with_what_fits(tmp_path):
-    """`--set zones=7` keeps k_ref = 60 (90,858,768 count vectors): refused, naming the k_ref that fits."""
-    result = _altmarl(["train", "--k", "5", "--set", "zones=7", "--out", str(tmp_path / "x"), "-q"], ISSUE_BUDGET)
+def test_default_reference_shrinks_with_the_number_of_zones():
+    """k_ref defaults to the largest k <= min(n, 60) with at most 2^20 count vectors: 60 on 5 zones, 26 on 7."""
+    assert AlternationConfig().reference_k(make_game("zones")) == 60
+    assert AlternationConfig().reference_k(make_game("zones", {"zones": 7})) == 26
+    assert AlternationConfig().reference_k(make_game("zones", {"n": 40})) == 40
+    assert AlternationConfig(k_ref=12).reference_k(make_game("zones", {"zones": 7})) == 12
+
+
+def test_readme_zones_7_with_k_ref_60_is_refused_with_what_fits(tmp_path):
+    """`--set zones=7 --k-ref 60` (90,858,768 count vectors): refused, naming the k_ref that fits."""
+    result = _altmarl(["train", "--k", "5", "--set", "zones=7", "--k-ref", "60", "--out", str(tmp_path / "x"), "-q"],
+                      ISSUE_BUDGET)
     _refused(result, "the certificate's reference G-LEARN at k_ref=60 over 90,858,768 count vectors",
-             "k_ref <= 39 fits with k=5 (--k-ref 39)", "k=5 fits without the certificate (--no-certify)")
-    assert AlternationConfig(k_ref=39).memory_bytes(make_game("zones", {"zones": 7}), 5) <= 12 * 2**30
-    assert AlternationConfig(k_ref=40).memory_bytes(make_game("zones", {"zones": 7}), 5) > 12 * 2**30
+             "k_ref <= 41 fits with k=5 (--k-ref 41)", "k=5 fits without the certificate (--no-certify)")
+    assert AlternationConfig(k_ref=41).memory_bytes(make_game("zones", {"zones": 7}), 5) <= 12 * 2**30
+    assert AlternationConfig(k_ref=42).memory_bytes(make_game("zones", {"zones": 7}), 5) > 12 * 2**30
 
 
 @pytest.fixture(scope="module")

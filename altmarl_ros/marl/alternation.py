@@ -1,9 +1,11 @@
-"""ALTERNATING-MARL (ALGORITHM.md section 5) with best-pair tracking and a per-round certificate.
+"""ALTERNATING-MARL (ALGORITHM.md section 5) from several starts, with best-pair tracking and a certificate.
 
-    pi_l <- uniform; pi_g <- constant
-    each round:  pi_g <- G-LEARN(pi_l, k);  mu <- mean field of (pi_g, pi_l);
-                 pi_l <- L-LEARN(pi_g, mu); record V(pi_g, pi_l) and the NE gap
-    stop when both gaps are below gap_tol, or after `rounds` rounds; return the best pair seen.
+    for each start (marl/starts.py): pi_l <- the start's robots
+        (a start with a global policy first takes pi_l <- L-LEARN(pi_g0): its round 0)
+        each round:  pi_g <- G-LEARN(pi_l, k);  mu <- mean field of (pi_g, pi_l);
+                     pi_l <- L-LEARN(pi_g, mu); record V(pi_g, pi_l)
+        stop when both gaps are below gap_tol (gaps every round only), or after `rounds` rounds
+    return the best pair seen over all starts, with the NE gap of that pair (or of every round).
 
 `run_alternation` is the loop; it drives any `Learners` (the two best
 responses, the value and the certificate of one learner family):
@@ -17,6 +19,7 @@ seeds so rounds and runs compare on common random numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,10 +35,12 @@ from altmarl_ros.marl.game import TabularGame, check_population
 from altmarl_ros.marl.glearn import g_learn
 from altmarl_ros.marl.llearn import l_learn, local_gap, mean_field
 from altmarl_ros.marl.policies import GlobalPolicy, uniform_local_policy
+from altmarl_ros.marl.starts import DEFAULT_STARTS, Start, check_starts, tabular_starts
 
 log = logging.getLogger(__name__)
 
 DEFAULT_K_REF = 60
+REFERENCE_MAX_COUNT_VECTORS = 2**20  # the default k_ref is the largest <= min(n, 60) with at most this many
 STREAMS = ("glearn", "reference", "mean_field", "llearn")
 
 
@@ -46,7 +51,7 @@ class AlternationConfig:
     tol: float = 0.01  # G-LEARN stopping tolerance on |Q - Q*|
     max_iters: int = 2000
     glearn_method: str = "sampled"
-    k_ref: int | None = None  # reference k for the global gap; None: min(n, DEFAULT_K_REF)
+    k_ref: int | None = None  # reference k for the global gap; None: see reference_k
     gap_tol: float = 0.0  # stop early when both gaps are below this (0: never)
     local_method: str = "exact"
     local_temperature: float | None = None
@@ -57,7 +62,10 @@ class AlternationConfig:
     mean_field_steps: int = 200
     eval_seeds: int = 5  # per-round value: seeds 0..eval_seeds-1
     eval_rollouts: int = 50
-    certify: bool = True
+    certify: bool = True  # the NE gap of the returned pair
+    certify_every_round: bool = False  # ... and of every round (costs a reference solve per round)
+    starts: tuple[str, ...] = DEFAULT_STARTS  # marl/starts.py
+    reference_tol: float = 0.1  # G-LEARN tolerance of the certificate's reference (any reference is sound)
 
     def validate(self, game: TabularGame, k: int) -> None:
         check_population(game.n, k)
@@ -66,10 +74,19 @@ class AlternationConfig:
         if self.eval_seeds < 1 or self.eval_rollouts < 1:
             raise GameValidationError("eval_seeds and eval_rollouts must be >= 1")
         check_population(game.n, self.reference_k(game))
+        self.starts = check_starts(self.starts)
+        if not self.reference_tol > 0:
+            raise GameValidationError(f"reference_tol must be > 0, got {self.reference_tol}")
         self.check_memory(game, k)
 
     def reference_k(self, game: TabularGame) -> int:
-        return min(game.n, DEFAULT_K_REF) if self.k_ref is None else int(self.k_ref)
+        """k_ref if given, else the largest k <= min(n, 60) with at most 2^20 count vectors (60 on zones)."""
+        if self.k_ref is not None:
+            return int(self.k_ref)
+        k = min(game.n, DEFAULT_K_REF)
+        while k > 1 and budget.count_vectors(k, game.num_local_states) > REFERENCE_MAX_COUNT_VECTORS:
+            k -= 1
+        return k
 
     def memory_phases(self, game: TabularGame, k: int, k_ref: int | None | bool = True
                       ) -> tuple[int, list[tuple[str, int]]]:
@@ -85,7 +102,8 @@ class AlternationConfig:
             m=self.m, method=self.glearn_method, k_ref=k_ref, local_method=self.local_method, local_m=self.local_m,
             horizon=game.horizon, eval_rollouts=self.eval_rollouts, mean_field_batch=self.mean_field_batch,
             mean_field_horizon=game.horizon if episodic else self.mean_field_burn_in + self.mean_field_steps,
-            mean_field_used=game.horizon if episodic else self.mean_field_steps)
+            mean_field_used=game.horizon if episodic else self.mean_field_steps,
+            certify_every_round=self.certify_every_round)
 
     def memory_bytes(self, game: TabularGame, k: int, k_ref: int | None | bool = True) -> int:
         """Peak memory of the run's arrays: what it keeps plus its largest step."""
@@ -149,6 +167,8 @@ class RoundRecord:
     round_seconds: float
     local_gap_ci95: float = 0.0  # exact (0) for tabular; a paired 95 % half-width for the deep estimate
     llearn_seconds: float = 0.0
+    start: str = "uniform"  # which start (marl/starts.py) the round belongs to
+    reference_error_bound: float = float("nan")  # tabular: MacQueen bound of the reference's Q; deep: NaN
 
 
 @dataclass
@@ -178,6 +198,7 @@ class Certificate:
     local_gap_ci95: float
     local_gap_worst_state: float
     seconds: float
+    reference_error_bound: float = float("nan")
 
 
 class Learners(Protocol):
@@ -188,6 +209,8 @@ class Learners(Protocol):
     """
 
     def initial_local_policy(self) -> Any: ...
+
+    def starts(self) -> list[Start]: ...  # optional: several starting pairs (default: the initial local policy)
 
     def global_response(self, local_policy: Any) -> GlobalResponse: ...
 
@@ -210,35 +233,77 @@ class AlternationOutcome:
 NO_CERTIFICATE = Certificate(*(float("nan"),) * 6, 0.0)
 
 
+def _starts(learners: Learners) -> list[Start]:
+    if hasattr(learners, "starts"):
+        return learners.starts()
+    return [Start("uniform", learners.initial_local_policy())]
+
+
 def run_alternation(learners: Learners, rounds: int, certify: bool = True, gap_tol: float = 0.0,
-                    progress: bool = False, desc: str = "alternation") -> AlternationOutcome:
-    """ALTERNATING-MARL over any `Learners`; keeps the best pair by measured value."""
-    local_policy = learners.initial_local_policy()
+                    progress: bool = False, desc: str = "alternation",
+                    certify_final: bool = False) -> AlternationOutcome:
+    """ALTERNATING-MARL over any `Learners` from each of its starts; keeps the best pair by measured value.
+
+    `certify`: the NE gap every round (gap_tol can then stop a start early); `certify_final`:
+    the NE gap of the returned pair only, once, as the last phase of the progress bar.
+    """
+    starts = _starts(learners)
     best: AlternationOutcome | None = None
     records: list[RoundRecord] = []
-    bar = _progress(rounds, desc, progress)
-    for round_number in range(1, rounds + 1):
-        round_start = time.perf_counter()
-        g = learners.global_response(local_policy)
-        l_resp = learners.local_response(g.policy, local_policy)
-        local_policy = l_resp.policy
-        value = learners.value(g.policy, local_policy)
-        cert = learners.certify(g.policy, local_policy) if certify else NO_CERTIFICATE
-        record = RoundRecord(round_number, value.return_mean, value.return_std, value.mode_accuracy, cert.global_gap,
-                             cert.global_gap_ci95, cert.reference_value, cert.local_gap, cert.local_gap_worst_state,
-                             g.seconds, g.iterations, g.error_bound, cert.seconds,
-                             time.perf_counter() - round_start, cert.local_gap_ci95, l_resp.seconds)
+    total = sum(rounds + (start.global_policy is not None) for start in starts) + int(certify_final)
+    bar = _progress(total, desc, progress)
+
+    def record_round(start: Start, g: GlobalResponse, l_resp: LocalResponse, began: float) -> RoundRecord:
+        nonlocal best
+        value = learners.value(g.policy, l_resp.policy)
+        cert = learners.certify(g.policy, l_resp.policy) if certify else NO_CERTIFICATE
+        record = RoundRecord(len(records) + 1, value.return_mean, value.return_std, value.mode_accuracy,
+                             cert.global_gap, cert.global_gap_ci95, cert.reference_value, cert.local_gap,
+                             cert.local_gap_worst_state, g.seconds, g.iterations, g.error_bound, cert.seconds,
+                             time.perf_counter() - began, cert.local_gap_ci95, l_resp.seconds, start.name,
+                             cert.reference_error_bound)
         records.append(record)
-        log.info("round %d: value %.2f ± %.2f, mode accuracy %.3f, global gap %.3f ± %.3f, local gap %.4f (%.1fs)",
-                 round_number, record.value_mean, record.value_std, record.mode_accuracy, cert.global_gap,
-                 cert.global_gap_ci95, cert.local_gap, record.round_seconds)
+        log.info("%s round %d (start %s): value %.2f ± %.2f, mode accuracy %.3f, global gap %.3f ± %.3f, "
+                 "local gap %.4f (%.1fs)", desc, record.round, start.name, record.value_mean, record.value_std,
+                 record.mode_accuracy, cert.global_gap, cert.global_gap_ci95, cert.local_gap, record.round_seconds)
         bar.update(1)
-        bar.set_postfix(value=f"{record.value_mean:.1f}", gap=f"{cert.global_gap:.2f}")
+        bar.set_postfix(start=start.name, value=f"{record.value_mean:.1f}",
+                        best=f"{max(r.value_mean for r in records):.1f}")
         if best is None or record.value_mean > records[best.best_round - 1].value_mean:
-            best = AlternationOutcome(round_number, records, g, l_resp, local_policy)
-        if certify and max(cert.global_gap, cert.local_gap) < gap_tol:
-            log.info("both gaps below gap_tol=%g after round %d: stopping", gap_tol, round_number)
-            break
+            best = AlternationOutcome(record.round, records, g, l_resp, l_resp.policy)
+        return record
+
+    for start in starts:
+        local_policy = start.local_policy
+        if start.global_policy is not None:  # round 0: the robots' best response to the start's global policy
+            began = time.perf_counter()
+            l_resp = learners.local_response(start.global_policy, local_policy)
+            local_policy = l_resp.policy
+            g = (learners.evaluate_global(start.global_policy, local_policy) if hasattr(learners, "evaluate_global")
+                 else GlobalResponse(start.global_policy, 0.0, 0, 0.0))
+            record_round(start, g, l_resp, began)
+        for _ in range(rounds):
+            began = time.perf_counter()
+            g = learners.global_response(local_policy)
+            l_resp = learners.local_response(g.policy, local_policy)
+            local_policy = l_resp.policy
+            record = record_round(start, g, l_resp, began)
+            if certify and max(record.global_gap, record.local_gap) < gap_tol:
+                log.info("both gaps below gap_tol=%g after round %d: next start", gap_tol, record.round)
+                break
+    if certify_final:
+        bar.set_description(f"{desc}: certificate")
+        cert = learners.certify(best.global_response.policy, best.local_policy)
+        index = best.best_round - 1
+        records[index] = dataclasses.replace(
+            records[index], global_gap=cert.global_gap, global_gap_ci95=cert.global_gap_ci95,
+            reference_value=cert.reference_value, local_gap=cert.local_gap, local_gap_ci95=cert.local_gap_ci95,
+            local_gap_worst_state=cert.local_gap_worst_state, reference_seconds=cert.seconds,
+            reference_error_bound=cert.reference_error_bound)
+        log.info("certificate of the best pair (round %d, start %s): global gap %.3f ± %.3f, local gap %.4f (%.1fs)",
+                 best.best_round, records[index].start, cert.global_gap, cert.global_gap_ci95, cert.local_gap,
+                 cert.seconds)
+        bar.update(1)
     bar.close()
     return best
 
@@ -273,9 +338,21 @@ class TabularLearners:
         self.streams = {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
         self.eval_seeds = list(range(config.eval_seeds))
         self.q_init = self.ref_init = None
+        self.values: dict[tuple[int, int], tuple[Any, Any, EvaluationReport]] = {}  # reused by the certificate
 
     def initial_local_policy(self) -> np.ndarray:
         return uniform_local_policy(self.game)
+
+    def starts(self) -> list[Start]:
+        return tabular_starts(self.game, self.k, self.config.starts)
+
+    def evaluate_global(self, global_policy: GlobalPolicy, local_policy: np.ndarray) -> GlobalResponse:
+        """A start's fixed global policy as a response: its own Q on G-LEARN's operator (policy evaluation)."""
+        c = self.config
+        learned = g_learn(self.game, local_policy, self.k, method=c.glearn_method, m=c.m, tol=c.tol,
+                          max_iters=c.max_iters, rng=self.streams["glearn"], actions=global_policy.actions)
+        return GlobalResponse(global_policy, learned.seconds, learned.iterations, learned.error_bound,
+                              learned.q_values)
 
     def global_response(self, local_policy: np.ndarray) -> GlobalResponse:
         c = self.config
@@ -299,21 +376,25 @@ class TabularLearners:
         return LocalResponse(policy, time.perf_counter() - start, local_q)
 
     def value(self, global_policy: GlobalPolicy, local_policy: np.ndarray) -> EvaluationReport:
-        return evaluate(self.game, global_policy, local_policy, self.eval_seeds, self.config.eval_rollouts)
+        report = evaluate(self.game, global_policy, local_policy, self.eval_seeds, self.config.eval_rollouts)
+        self.values[(id(global_policy), id(local_policy))] = (global_policy, local_policy, report)
+        return report
 
     def certify(self, global_policy: GlobalPolicy, local_policy: np.ndarray) -> Certificate:
         c = self.config
         start = time.perf_counter()
         k_ref = c.reference_k(self.game)
-        reference = g_learn(self.game, local_policy, k_ref, method=c.glearn_method, m=c.m, tol=c.tol,
+        reference = g_learn(self.game, local_policy, k_ref, method=c.glearn_method, m=c.m, tol=c.reference_tol,
                             max_iters=c.max_iters, rng=self.streams["reference"], q_init=self.ref_init)
         self.ref_init = reference.q_values
         ref_policy = GlobalPolicy.from_q(reference.q_values, k_ref, observation="full")
-        measured = global_gap(self.game, global_policy, ref_policy, local_policy, self.eval_seeds, c.eval_rollouts)
+        known = self.values.get((id(global_policy), id(local_policy)))
+        measured = global_gap(self.game, global_policy, ref_policy, local_policy, self.eval_seeds, c.eval_rollouts,
+                              mine=known[2] if known else None)
         seconds = time.perf_counter() - start
         gaps = local_gap(self.game, self._mean_field(global_policy, local_policy), local_policy)
         return Certificate(measured.gap, measured.ci95, measured.reference_value, gaps.expected, 0.0,
-                           gaps.worst_state, seconds)
+                           gaps.worst_state, seconds, reference.error_bound)
 
 
 def alternate(game: TabularGame, k: int, config: AlternationConfig | None = None, seed: int = 0,
@@ -321,8 +402,9 @@ def alternate(game: TabularGame, k: int, config: AlternationConfig | None = None
     """Run ALTERNATING-MARL on a tabular game with the tabular learners; see the module docstring."""
     config = config or AlternationConfig()
     config.validate(game, k)
-    outcome = run_alternation(TabularLearners(game, k, config, seed), config.rounds, config.certify, config.gap_tol,
-                              progress, f"alternation k={k}")
+    outcome = run_alternation(TabularLearners(game, k, config, seed), config.rounds,
+                              config.certify and config.certify_every_round, config.gap_tol, progress,
+                              f"alternation k={k}", certify_final=config.certify and not config.certify_every_round)
     return AlternationResult(game, k, seed, config, outcome.global_response.state, outcome.global_response.policy,
                              outcome.local_policy.copy(), outcome.local_response.state.copy(), outcome.best_round,
                              outcome.rounds)

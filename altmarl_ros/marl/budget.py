@@ -396,11 +396,13 @@ def local_gap_bytes(G: int, L: int, A: int) -> int:
 def alternation_phases(G: int, B: int, L: int, A: int, k: int, *, m: int = 8, method: str = "sampled",
                        k_ref: int | None = 60, local_method: str = "exact", local_m: int = 64,
                        horizon: int = 50, eval_rollouts: int = 50, mean_field_batch: int = 200,
-                       mean_field_horizon: int = 50, mean_field_used: int = 50) -> tuple[int, list[tuple[str, int]]]:
+                       mean_field_horizon: int = 50, mean_field_used: int = 50,
+                       certify_every_round: bool = False) -> tuple[int, list[tuple[str, int]]]:
     """What a tabular run keeps for its whole length, and the peak of each of its steps (k_ref None: no certificate).
 
-    Kept: the game, the best round's and the previous round's Q table and policy at k (and the
-    reference's previous Q at k_ref, its warm start), the count-vector caches of k and k_ref.
+    Kept: the game, the best round's and the previous round's Q table and policy at k (and, when
+    every round is certified, the reference's previous Q at k_ref, its warm start), the
+    count-vector caches of k and k_ref.
     """
     Sk_cache = compositions_cache_bytes(k, L)
     kept = (game_arrays_bytes(G, B, L, A) + 2 * (q_table_bytes(G, k, L, B) + action_table_bytes(G, k, L))
@@ -408,7 +410,9 @@ def alternation_phases(G: int, B: int, L: int, A: int, k: int, *, m: int = 8, me
     ref_cache = 0
     if k_ref is not None:
         ref_cache = compositions_cache_bytes(k_ref, L)
-        kept += q_table_bytes(G, k_ref, L, B) + action_table_bytes(G, k_ref, L) + ref_cache
+        kept += ref_cache
+        if certify_every_round:
+            kept += q_table_bytes(G, k_ref, L, B) + action_table_bytes(G, k_ref, L)
     S = count_vectors(k, L)
     phases = [(f"G-LEARN at k={k} over {format_count(S)} count vectors with a "
                f"{format_bytes(q_table_bytes(G, k, L, B))} Q table",

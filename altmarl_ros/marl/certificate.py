@@ -5,6 +5,11 @@ at k_ref observing the whole population (its counts rounded to k_ref by the
 largest-remainder rule; with k_ref = n this is exact full observation). Both
 values use the same evaluation seeds (common random numbers) and the gap's
 95 % interval comes from the paired per-seed differences.
+
+What it bounds: the best response with full observation earns at least what this
+reference earns, so the measured gap is a lower bound (up to its interval) on the
+global gap of ALGORITHM.md section 6. Any full-observation reference gives a sound
+lower bound; a larger k_ref (and a smaller reference tolerance) a tighter one.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import t as student_t
 
-from altmarl_ros.marl.evaluation import evaluate
+from altmarl_ros.marl.evaluation import EvaluationReport, evaluate
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policies import GlobalPolicy
 
@@ -42,9 +47,14 @@ def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
 
 
 def global_gap(game: TabularGame, policy: GlobalPolicy, reference: GlobalPolicy, local_policy: np.ndarray,
-               seeds: list[int], rollouts: int) -> GlobalGap:
-    """Measured global NE gap of `policy` against the full-observation `reference`."""
-    mine = evaluate(game, policy, local_policy, seeds, rollouts)
+               seeds: list[int], rollouts: int, mine: EvaluationReport | None = None) -> GlobalGap:
+    """Measured global NE gap of `policy` against the full-observation `reference`.
+
+    `mine`: the pair's own evaluation on these seeds and rollouts if already made (evaluation
+    is deterministic in its seeds, so it is the same numbers).
+    """
+    if mine is None or list(mine.seeds) != list(seeds) or mine.rollouts != rollouts:
+        mine = evaluate(game, policy, local_policy, seeds, rollouts)
     best = evaluate(game, reference.with_observation("full"), local_policy, seeds, rollouts)
     gap, ci = paired_difference(best.per_seed_returns, mine.per_seed_returns)
     return GlobalGap(gap, ci, best.return_mean, mine.return_mean, reference.k)

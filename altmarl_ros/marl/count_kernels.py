@@ -325,7 +325,7 @@ def _chunked_sum(a):  # pragma: no cover - compiled
 def total(a: np.ndarray) -> float:
     """A thread-count-independent sum of a contiguous 1-D float64 array."""
     if COMPILED:
-        return float(_sum(a))
+        return float(_launch(_sum, a.size, a))
     return float(sum(float(part.sum()) for part in np.array_split(a, CHUNKS)))
 
 
@@ -375,7 +375,7 @@ def _anderson_mix(image, delta_image, weights, out):  # pragma: no cover - compi
 def dot(a: np.ndarray, b: np.ndarray) -> float:
     """A thread-count-independent dot product of two contiguous 1-D float64 arrays."""
     if COMPILED:
-        return float(_dot(a, b))
+        return float(_launch(_dot, a.size, a, b))
     partial = [float(np.dot(x, y)) for x, y in zip(np.array_split(a, CHUNKS), np.array_split(b, CHUNKS),
                                                       strict=True)]
     return float(sum(partial))
@@ -397,23 +397,59 @@ def bellman_sweep(next_ranks: np.ndarray, order: np.ndarray, values: np.ndarray,
     The sum over the m samples and the products run in the same order in both kernels,
     so storing Q does not change a digit of new_values.
     """
+    work = next_ranks.size * values.shape[1]
     if q is None and next_ranks.shape[0] <= NARROW_GLOBAL_STATES:
-        _narrow(next_ranks, order, values, local_part, global_part, transition, gamma, new_values, lows, highs)
+        _launch(_narrow, work, next_ranks, order, values, local_part, global_part, transition, gamma, new_values,
+                lows, highs)
     else:
-        _with_q(next_ranks, order, values, local_part, global_part, transition, gamma,
+        _launch(_with_q, work, next_ranks, order, values, local_part, global_part, transition, gamma,
                 _NO_Q if q is None else q, new_values, lows, highs)
+
+
+PARALLEL_WORK = 1 << 18  # below this many inner steps a kernel runs on one thread: a parallel launch costs ~1 ms
+
+
+def _launch(kernel, work: int, *args):
+    """Run a parallel kernel, on one thread when the work is small (the chunks, so the digits, are the same)."""
+    if work >= PARALLEL_WORK or numba.get_num_threads() == 1:
+        return kernel(*args)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def draw_next_ranks(vectors: np.ndarray, order: np.ndarray, position: np.ndarray, levels: np.ndarray,
+                    binom: np.ndarray, key: int, out: np.ndarray) -> None:
+    """m next count vectors per (s_g, F) into `out` (see _draw_next_ranks); numpy reference without numba."""
+    if not COMPILED:
+        draw_next_ranks_numpy(vectors, order, position, levels, binom, key, out)
+        return
+    _launch(_draw, out.size * int(vectors[0].sum()), vectors, order, position, levels, binom, key, out)
+
+
+def anderson_update(values, image, mean_change, residual, last_image, delta_residual, delta_image, slot, held,
+                    products) -> None:
+    """See _anderson_update (compiled only)."""
+    _launch(_anderson_update_jit, values.size * (held + 2), values, image, mean_change, residual, last_image,
+            delta_residual, delta_image, slot, held, products)
+
+
+def anderson_mix(image, delta_image, weights, out) -> None:
+    """See _anderson_mix (compiled only)."""
+    _launch(_anderson_mix_jit, image.size * (len(weights) + 1), image, delta_image, weights, out)
 
 
 _JIT = {"parallel": True, "cache": True, "nogil": True, "error_model": "numpy", "boundscheck": False}
 if COMPILED:
-    draw_next_ranks = numba.njit(**_JIT)(_draw_next_ranks)
+    _draw = numba.njit(**_JIT)(_draw_next_ranks)
     _sum_next_values_jit = numba.njit(inline="always", cache=True, error_model="numpy",
                                       boundscheck=False)(_sum_next_values)
     _narrow = numba.njit(**_JIT)(_bellman_sweep_narrow)
     _with_q = numba.njit(**_JIT)(_bellman_q)
     _dot = numba.njit(**_JIT)(_chunked_dot)
     _sum = numba.njit(**_JIT)(_chunked_sum)
-    anderson_update = numba.njit(**_JIT)(_anderson_update)
-    anderson_mix = numba.njit(**_JIT)(_anderson_mix)
-else:  # pragma: no cover
-    draw_next_ranks = draw_next_ranks_numpy
+    _anderson_update_jit = numba.njit(**_JIT)(_anderson_update)
+    _anderson_mix_jit = numba.njit(**_JIT)(_anderson_mix)

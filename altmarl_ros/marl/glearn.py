@@ -189,10 +189,13 @@ def subsample_reward(game: TabularGame, local_policy: np.ndarray, index: CountIn
 
 
 def solve_bellman(game: TabularGame, reward: SubsampleReward, transition: CountTransition, tol: float,
-                  max_iters: int, q_init: np.ndarray | None = None) -> tuple[np.ndarray, int, float]:
+                  max_iters: int, q_init: np.ndarray | None = None,
+                  actions: np.ndarray | None = None) -> tuple[np.ndarray, int, float]:
     """Iterate Q <- r + gamma P_g W(V) to MacQueen tolerance. Returns (Q, iterations, bound).
 
-    Works in place on one Q buffer, so the peak is about two Q-sized arrays.
+    V = max_a Q, or with `actions` (G, #F) V = Q[.., actions]: the Q of that fixed global
+    policy (policy evaluation; the same bound holds). Works in place on one Q buffer, so
+    the peak is about two Q-sized arrays.
     """
     if not tol > 0:
         raise GameValidationError(f"tol must be > 0, got {tol}")
@@ -200,7 +203,7 @@ def solve_bellman(game: TabularGame, reward: SubsampleReward, transition: CountT
         raise GameValidationError(f"max_iters must be >= 1, got {max_iters}")
     shape = reward.local_part.shape + (game.num_global_actions,)
     budget.check(budget.bellman_bytes(*shape), f"the G-LEARN Bellman iteration over a {shape} Q table", REDUCE)
-    if isinstance(transition, SampledCountTransition) and count_kernels.COMPILED:
+    if isinstance(transition, SampledCountTransition) and count_kernels.COMPILED and actions is None:
         return _solve_sampled_compiled(game, reward, transition, tol, max_iters, q_init)
     gamma = game.gamma
     scale = gamma / (1.0 - gamma)
@@ -216,7 +219,7 @@ def solve_bellman(game: TabularGame, reward: SubsampleReward, transition: CountT
         del expected_next
         q *= gamma
         reward.add_to(q)
-        new_values = q.max(axis=-1)
+        new_values = q.max(axis=-1) if actions is None else np.take_along_axis(q, actions[..., None], -1)[..., 0]
         new_values -= values  # the change, in place
         low, high = float(new_values.min()), float(new_values.max())
         new_values += values
@@ -342,8 +345,11 @@ def check_glearn_budget(game: TabularGame, k: int, *, method: str = "sampled", m
 
 def g_learn(game: TabularGame, local_policy: np.ndarray, k: int, *, method: str = "sampled", m: int = 8,
             tol: float = 0.01, max_iters: int = 2000, rng: np.random.Generator | None = None,
-            q_init: np.ndarray | None = None) -> GLearnResult:
-    """Best response of the global agent seeing a k-subsample, with `local_policy` frozen."""
+            q_init: np.ndarray | None = None, actions: np.ndarray | None = None) -> GLearnResult:
+    """Best response of the global agent seeing a k-subsample, with `local_policy` frozen.
+
+    With `actions` (G, #F): the Q of that fixed global policy instead, on the same operator.
+    """
     check_population(game.n, k)
     local_policy = check_local_policy(game, local_policy)
     check_glearn_budget(game, k, method=method, m=m, rng=rng)
@@ -354,7 +360,7 @@ def g_learn(game: TabularGame, local_policy: np.ndarray, k: int, *, method: str 
     else:
         transition, m = ExactCountTransition(game, local_policy, index), 0
     reward = subsample_reward(game, local_policy, index)
-    q, iterations, bound = solve_bellman(game, reward, transition, tol, max_iters, q_init)
+    q, iterations, bound = solve_bellman(game, reward, transition, tol, max_iters, q_init, actions)
     seconds = time.perf_counter() - start
     log.info("G-LEARN k=%d (%s, %d count vectors, m=%d): %d iterations, error bound %.3g, %.2fs",
              k, method, index.size, m, iterations, bound, seconds)
