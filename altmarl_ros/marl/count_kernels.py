@@ -270,11 +270,18 @@ def _bellman_q(next_ranks, order, values, local_part, global_part, transition, g
         for g in range(G):
             for p in range(chunk * S // CHUNKS, (chunk + 1) * S // CHUNKS):
                 f = order[p]
-                w[:] = 0.0
-                for j in range(m):
-                    n = np.uint64(next_ranks[g, p, j])
-                    for h in range(G):
-                        w[h] += values[n, h]
+                if G <= 8:  # the registers' gather, then W into the array
+                    w0, w1, w2, w3, w4, w5, w6, w7 = _sum_next_values_jit(next_ranks, values, g, p)
+                    w[0] = w0
+                    for h, wh in enumerate((w1, w2, w3, w4, w5, w6, w7)):
+                        if h + 1 < G:
+                            w[h + 1] = wh
+                else:
+                    w[:] = 0.0
+                    for j in range(m):
+                        n = np.uint64(next_ranks[g, p, j])
+                        for h in range(G):
+                            w[h] += values[n, h]
                 best = -np.inf
                 here = local_part[g, p]
                 for b in range(B):
