@@ -40,6 +40,8 @@ setup(
         "record": RECORDING,
         "sim": ["pybullet>=3.2"],
         "deep": ["torch==2.13.0"],
+        # `altmarl sweep --ray ADDRESS|local`: sweep jobs on a Ray cluster (local processes need nothing)
+        "cluster": ["ray>=2.9"],
         # independent MCAP readers, used by the tests to read recordings back
         "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.5", "mcap-ros2-support>=0.6.0", "rosbags>=0.11"],
     },

@@ -220,6 +220,8 @@ def _check_alternation(config: AlternationConfig) -> AlternationConfig:
     config.starts = check_starts(config.starts)
     if not config.reference_tol > 0:
         raise GameValidationError(f"reference_tol must be a number > 0, got {config.reference_tol}")
+    if config.reference_m < 1:
+        raise GameValidationError(f"reference_m must be >= 1, got {config.reference_m}")
     if not config.tol > 0:
         raise GameValidationError(f"tol must be a number > 0, got {config.tol}")
     if not config.gap_tol >= 0:
@@ -318,7 +320,12 @@ def tabular_gap_line(best: Any, k_ref: int, certified: bool) -> str:
         return "NE gap: not computed (--no-certify / --certify none)"
     return (f"NE gap: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (a lower bound: against a "
             f"full-observation reference at k_ref={k_ref}, |Q - Q*| <= {best.reference_error_bound:.3g}), "
-            f"local {best.local_gap:.4f} (exact)")
+            f"local {_shown(best.local_gap, 4):.4f} (exact)")
+
+
+def _shown(value: float, digits: int) -> float:
+    """A value as printed with `digits` decimals, without a '-0.000' for a measured -1e-9."""
+    return round(float(value), digits) + 0.0
 
 
 def _save(save: Callable[..., Path], result: Any, args: argparse.Namespace, overrides: dict[str, Any]) -> Path:
@@ -516,7 +523,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['k']:>4} {r['seed']:>4} {r['return_mean']:>9.2f} ± {r['return_std']:<5.2f} "
               f"{r['mode_accuracy']:>9.3f} {r['best_start']:>8} {r['global_gap']:>9.3f} ± {r['global_gap_ci95']:<6.3f} "
-              f"{r['local_gap']:>10.4f} "
+              f"{_shown(r['local_gap'], 4):>10.4f} "
               f"{r['train_seconds']:>8.1f} {r['certificate_seconds']:>7.1f}")
     print(f"log-log slope of the global gap vs k: {fit.slope:.3f} "
           f"({fit.points_used} points, {fit.points_dropped} non-positive gaps left out)")
@@ -554,7 +561,7 @@ def markdown_table(rows: list[dict[str, Any]], protocol_seeds: int) -> str:
     for r in sorted(rows, key=lambda r: (int(r["k"]), int(r["seed"]))):
         gap = ("not computed" if math.isnan(float(r["global_gap"]))
                else f"{r['global_gap']:.2f} ± {r['global_gap_ci95']:.2f}")
-        local = "not computed" if math.isnan(float(r["local_gap"])) else f"{r['local_gap']:.3f}"
+        local = "not computed" if math.isnan(float(r["local_gap"])) else f"{_shown(r['local_gap'], 3):.3f}"
         lines.append(f"| {r['k']} | {r['return_mean']:.2f} ± {_return_ci95(r, protocol_seeds):.2f} | "
                      f"{r['mode_accuracy']:.3f} | {r['best_start']} | {gap} | {local} | {r['train_seconds']:.1f} | "
                      f"{r['certificate_seconds']:.1f} |")

@@ -66,6 +66,7 @@ class AlternationConfig:
     certify_every_round: bool = False  # ... and of every round (costs a reference solve per round)
     starts: tuple[str, ...] = DEFAULT_STARTS  # marl/starts.py
     reference_tol: float = 0.1  # G-LEARN tolerance of the certificate's reference (any reference is sound)
+    reference_m: int = 4  # next-state samples per entry of the reference's G-LEARN
 
     def validate(self, game: TabularGame, k: int) -> None:
         check_population(game.n, k)
@@ -77,6 +78,8 @@ class AlternationConfig:
         self.starts = check_starts(self.starts)
         if not self.reference_tol > 0:
             raise GameValidationError(f"reference_tol must be > 0, got {self.reference_tol}")
+        if self.reference_m < 1:
+            raise GameValidationError(f"reference_m must be >= 1, got {self.reference_m}")
         self.check_memory(game, k)
 
     def reference_k(self, game: TabularGame) -> int:
@@ -99,7 +102,8 @@ class AlternationConfig:
         episodic = self.mean_field_mode == "episodic"
         return budget.alternation_phases(
             game.num_global_states, game.num_global_actions, game.num_local_states, game.num_local_actions, k,
-            m=self.m, method=self.glearn_method, k_ref=k_ref, local_method=self.local_method, local_m=self.local_m,
+            m=self.m, method=self.glearn_method, k_ref=k_ref, reference_m=self.reference_m,
+            local_method=self.local_method, local_m=self.local_m,
             horizon=game.horizon, eval_rollouts=self.eval_rollouts, mean_field_batch=self.mean_field_batch,
             mean_field_horizon=game.horizon if episodic else self.mean_field_burn_in + self.mean_field_steps,
             mean_field_used=game.horizon if episodic else self.mean_field_steps,
@@ -384,7 +388,8 @@ class TabularLearners:
         c = self.config
         start = time.perf_counter()
         k_ref = c.reference_k(self.game)
-        reference = g_learn(self.game, local_policy, k_ref, method=c.glearn_method, m=c.m, tol=c.reference_tol,
+        reference = g_learn(self.game, local_policy, k_ref, method=c.glearn_method, m=c.reference_m,
+                            tol=c.reference_tol,
                             max_iters=c.max_iters, rng=self.streams["reference"], q_init=self.ref_init)
         self.ref_init = reference.q_values
         ref_policy = GlobalPolicy.from_q(reference.q_values, k_ref, observation="full")

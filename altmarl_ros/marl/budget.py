@@ -304,11 +304,11 @@ def bellman_bytes(G: int, S: int, B: int) -> int:
     """solve_bellman over S count vectors.
 
     Compiled: V and T(V), the reordered local rewards, Anderson's residual, last image and
-    2 x ANDERSON_MEMORY differences while iterating; then Q with V, T(V) and the rewards.
+    2 x ANDERSON_MEMORY float32 differences while iterating; then Q with V, T(V) and the rewards.
     Without numba: Q, the value arrays and the expectation W[s_g, F, s_g'], plus the CSR operator.
     """
     if count_kernels.COMPILED:
-        iterate = F8 * S * G * (5 + 2 * count_kernels.ANDERSON_MEMORY)
+        iterate = F8 * S * G * (5 + count_kernels.ANDERSON_MEMORY)  # the 2 x memory differences are float32
         small = F8 * (G * B * G + G * B + 4 * count_kernels.CHUNKS * count_kernels.ANDERSON_MEMORY) + SMALL_BYTES
         return max(iterate, F8 * S * (G * B + 3 * G)) + small
     return F8 * G * S * (B + G + 4)
@@ -394,7 +394,7 @@ def local_gap_bytes(G: int, L: int, A: int) -> int:
 # --- the tabular alternation (marl/alternation.py) -----------------------------------------------------
 
 def alternation_phases(G: int, B: int, L: int, A: int, k: int, *, m: int = 8, method: str = "sampled",
-                       k_ref: int | None = 60, local_method: str = "exact", local_m: int = 64,
+                       k_ref: int | None = 60, reference_m: int = 4, local_method: str = "exact", local_m: int = 64,
                        horizon: int = 50, eval_rollouts: int = 50, mean_field_batch: int = 200,
                        mean_field_horizon: int = 50, mean_field_used: int = 50,
                        certify_every_round: bool = False) -> tuple[int, list[tuple[str, int]]]:
@@ -421,7 +421,8 @@ def alternation_phases(G: int, B: int, L: int, A: int, k: int, *, m: int = 8, me
         S_ref = count_vectors(k_ref, L)
         phases.append((f"the certificate's reference G-LEARN at k_ref={k_ref} over {format_count(S_ref)} count "
                        f"vectors with a {format_bytes(q_table_bytes(G, k_ref, L, B))} Q table",
-                       glearn_bytes(G, B, L, k_ref, m, method, A) - ref_cache + action_table_bytes(G, k_ref, L)))
+                       glearn_bytes(G, B, L, k_ref, reference_m, method, A) - ref_cache
+                       + action_table_bytes(G, k_ref, L)))
     phases.append(("the evaluation rollouts", rollout_bytes(eval_rollouts, horizon, L, A)))
     phases.append(("the mean field", mean_field_bytes(mean_field_batch, mean_field_horizon, mean_field_used, L, A)))
     local = (local_value_iteration_bytes(G, L, A) if local_method == "exact"

@@ -249,7 +249,9 @@ class AndersonMixer:
         size = shape[0] * shape[1]
         self.memory = memory
         self.residual, self.last_image = np.empty(size), np.empty(size)
-        self.delta_residual, self.delta_image = np.empty((memory, size)), np.empty((memory, size))
+        # the history in float32: it only chooses the next iterate, and any iterate is valid for the bound
+        self.delta_residual = np.empty((memory, size), dtype=np.float32)
+        self.delta_image = np.empty((memory, size), dtype=np.float32)
         self.gram = np.zeros((memory, memory))
         self.products = np.zeros(2 * memory)
         self.held = 0  # differences held, in slots 0 .. held-1
