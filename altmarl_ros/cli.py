@@ -284,7 +284,7 @@ def _alternation_config(args: argparse.Namespace, from_file: dict[str, Any]) -> 
     for flag, key in ALTERNATION_FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
-            values[key] = value
+            values[key] = list(check_starts(value)) if key == "starts" else value
     certify = "none" if getattr(args, "no_certify", False) else getattr(args, "certify", None)
     if certify is not None:
         values["certify"] = certify != "none"
@@ -391,12 +391,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         k_ref = min(game.n, args.k_ref)
         log.info("measuring the global gap by the protocol against the full-observation reference k_ref=%d", k_ref)
         alternation = trained.meta.get("alternation", {})
-        reference = g_learn(game, trained.local_policy, k_ref, m=alternation.get("m", 8),
-                            tol=alternation.get("tol", 0.01), rng=np.random.default_rng(trained.meta.get("seed", 0)))
+        defaults = AlternationConfig()
+        reference = g_learn(game, trained.local_policy, k_ref, m=alternation.get("reference_m", defaults.reference_m),
+                            tol=alternation.get("reference_tol", defaults.reference_tol),
+                            rng=np.random.default_rng(trained.meta.get("seed", 0)))
         ref_policy = GlobalPolicy.from_q(reference.q_values, k_ref, observation="full")
         gap = global_gap(game, trained.global_policy, ref_policy, trained.local_policy, seeds, args.rollouts)
         result["global_gap_protocol"] = dataclasses.asdict(gap)
-        print(f"  global gap (protocol, k_ref={k_ref})  {gap.gap:.3f} ± {gap.ci95:.3f}")
+        print(f"  global gap (protocol, k_ref={k_ref})  {gap.gap:.3f} ± {gap.ci95:.3f} (a lower bound; reference "
+              f"|Q - Q*| <= {reference.error_bound:.3g})")
     if trained.meta["task"] == "federated":
         result["federated_check"] = _federated_check(args, trained)
     if args.baselines:

@@ -125,3 +125,29 @@ def test_deep_federated_eval_runs_the_real_check_on_the_tabulated_networks(tmp_p
                  "none", *DEEP_TINY]) == 0
     assert main(["eval", str(out), "--seeds", "2", "--rollouts", "3", "--federated-seeds", "1", "-q"]) == 0
     assert "fixed eta=1, clients light" in capsys.readouterr().out
+
+
+def test_train_without_certificate_says_not_computed(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--k", "2", "--starts", "uniform", "--no-certify", "--out", str(out), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "NE gap: not computed" in printed and "nan" not in printed
+    with open(out / "history.csv") as handle:
+        assert {row["start"] for row in csv.DictReader(handle)} == {"uniform"}
+    assert main(["eval", str(out), "--seeds", "2", "--rollouts", "3", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert "NE gap (training)   not computed" in printed and "nan" not in printed
+
+
+def test_train_prints_what_the_certificate_bounds(tmp_path, capsys):
+    assert main(["train", "--k", "2", "--out", str(tmp_path / "run"), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "a lower bound: against a full-observation reference at k_ref=6" in printed
+    assert "(start " in printed or "best round" in printed
+
+
+def test_unknown_start_is_refused(tmp_path, capsys):
+    assert main(["train", "--k", "2", "--starts", "uniform,sideways", "--out", str(tmp_path / "x"), *TINY]) == 2
+    assert "starts must be a non-empty list of distinct names from ['uniform', 'static', 'greedy']" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
