@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
@@ -102,6 +103,24 @@ def _run_in_processes(function: Callable[..., Any], jobs: Sequence[tuple], worke
             raise
 
 
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_ray_address(address: str) -> None:
+    """Fail fast on an unreachable HOST:PORT (or ray://HOST:PORT): Ray itself retries for minutes."""
+    if address in (LOCAL_RAY, "auto"):
+        return
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise AltmarlError(f"--ray {address}: expected HOST:PORT, ray://HOST:PORT, auto or local")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise AltmarlError(f"--ray {address}: nothing answers at {host}:{port} within {RAY_CONNECT_TIMEOUT_S:g} s "
+                           f"({exc.strerror or exc}); start the cluster (ray start --head) or use --ray local") from exc
+
+
 def _ray_job(function: Callable[..., Any], threads: int, job: tuple) -> Any:
     _init_worker(threads)
     return function(*job)
@@ -116,6 +135,7 @@ def _run_on_ray(function: Callable[..., Any], jobs: Sequence[tuple], workers: in
                            ) from exc
     started = not ray.is_initialized()
     if started:
+        check_ray_address(address)
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address == LOCAL_RAY:
             options["num_cpus"] = workers

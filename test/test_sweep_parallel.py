@@ -11,7 +11,7 @@ import pytest
 from altmarl_ros.cli import main
 from altmarl_ros.marl.checkpoint import load_checkpoint
 from altmarl_ros.marl.errors import AltmarlError
-from altmarl_ros.parallel import run_jobs
+from altmarl_ros.parallel import check_ray_address, run_jobs
 
 TINY = ["--n", "40", "--rounds", "1", "--k-ref", "6", "--eval-seeds", "2", "--eval-rollouts", "5", "-q",
         "--final-seeds", "2", "--final-rollouts", "4"]
@@ -78,3 +78,13 @@ def test_a_failing_job_is_raised_and_finished_jobs_were_reported():
 def test_jobs_must_be_positive():
     with pytest.raises(AltmarlError, match="--jobs must be an integer >= 1"):
         run_jobs(_fails_on_three, [(1,)], workers=0)
+
+
+@pytest.mark.parametrize("address, needle", [
+    ("127.0.0.1:1", "nothing answers at 127.0.0.1:1"),
+    ("ray://127.0.0.1:1", "nothing answers at 127.0.0.1:1"),
+    ("headnode", "expected HOST:PORT"),
+])
+def test_an_unreachable_ray_address_fails_fast(address, needle):
+    with pytest.raises(AltmarlError, match=needle):
+        check_ray_address(address)
