@@ -11,7 +11,7 @@ from altmarl_ros.marl.glearn import SampledCountTransition, solve_bellman, subsa
 from altmarl_ros.marl.policies import uniform_local_policy
 from altmarl_ros.tasks import make_game
 
-compiled = pytest.mark.skipif(not count_kernels.COMPILED, reason="numba is not installed (the `fast` extra)")
+compiled = pytest.mark.skipif(not count_kernels.COMPILED, reason="numba is not installed (pip install numba)")
 
 
 @pytest.fixture(scope="module")

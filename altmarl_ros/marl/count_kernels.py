@@ -2,7 +2,7 @@
 
 Why compiled: at k = 50 the sampled operator has 12.6 M entries (m = 8) and each needs k
 uniforms; vectorised numpy spends its time building temporaries, scipy's sparse product
-another two thirds. With numba (the `fast` extra) both loops run compiled over every core.
+another two thirds. With numba (a dependency of the package) both loops run compiled over every core.
 
 Why counter-based draws: the uniform of agent a in sample j of row r is a SplitMix64 hash
 of the key and the draw's index, not the next value of a stream. So the compiled kernel and
@@ -20,7 +20,7 @@ import numpy as np
 
 try:
     import numba
-except ImportError:  # pragma: no cover - exercised where the `fast` extra is not installed
+except ImportError:  # pragma: no cover - a ROS 2 machine without it (the Jazzy CI lane) takes the numpy path
     numba = None
 
 COMPILED = numba is not None
