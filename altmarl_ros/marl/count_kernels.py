@@ -2,10 +2,12 @@
 
 Why compiled: at k = 50 the sampled operator has 12.6 M entries (m = 8) and each needs k
 uniforms; vectorised numpy spends its time building temporaries, scipy's sparse product
-another two thirds. With numba (a dependency of the package) both loops run compiled over every core.
+another two thirds. With numba (a dependency of the package) both loops run compiled over
+every core.
 
-Why counter-based draws: the uniform of agent a in sample j of row r is a SplitMix64 hash
-of the key and the draw's index, not the next value of a stream. So the compiled kernel and
+Why counter-based draws: the uniform of agent a in sample j of count vector F is a
+SplitMix64 hash of the key and the draw's index, not the next value of a stream (and the
+|S_g| rows of F share it: common random numbers, each row's m draws still exact). So the compiled kernel and
 the numpy reference below give the same next count vectors bit for bit, for any number of
 threads. Work is split into `CHUNKS` fixed row ranges, so the sweep's numbers do not depend
 on the thread count either.
