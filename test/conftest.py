@@ -11,13 +11,13 @@ FAST_WORLD = "world:\n  zone_radius: 1.3\n  ring_radius: 2.35\n  arena_half_size
 
 
 def train_tiny_zones(out: Path, k: int) -> Path:
-    """One alternation round on zones for this k, no certificate, saved as a run in `out` (+ world.yaml)."""
+    """One alternation round on zones from the paper's start, no certificate, saved as a run in `out` (+ world.yaml)."""
     from altmarl_ros.marl.alternation import AlternationConfig, alternate
     from altmarl_ros.tasks import make_game
     from altmarl_ros.training import save_result
 
     result = alternate(make_game("zones"), k, AlternationConfig(rounds=1, certify=False, eval_seeds=1,
-                                                                eval_rollouts=2), seed=0)
+                                                                eval_rollouts=2, starts=("uniform",)), seed=0)
     save_result(result, out, "zones", {})
     (out / "world.yaml").write_text(FAST_WORLD)
     return out

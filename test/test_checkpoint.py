@@ -24,7 +24,8 @@ from altmarl_ros.marl.errors import CheckpointError
 from altmarl_ros.tasks import make_game
 from altmarl_ros.training import load_trained, save_result
 
-TINY = AlternationConfig(rounds=1, k_ref=4, eval_seeds=2, eval_rollouts=5, mean_field_batch=10)
+TINY = AlternationConfig(rounds=1, k_ref=4, eval_seeds=2, eval_rollouts=5, mean_field_batch=10,
+                         starts=("uniform",))
 
 
 @pytest.fixture(scope="module")

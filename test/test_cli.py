@@ -10,7 +10,7 @@ import pytest
 from altmarl_ros.cli import main
 from altmarl_ros.sweep import PLOTS, fit_loglog_slope
 
-TINY = ["--n", "40", "--rounds", "1", "--k-ref", "6", "--eval-seeds", "2", "--eval-rollouts", "5", "-q"]
+TINY = ["--n", "40", "--rounds", "1", "--k-ref", "6", "--eval-seeds", "2", "--eval-rollouts", "5", "-q"]  # 3 starts
 
 
 def test_train_then_eval(tmp_path, capsys):

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def policy(tmp_path_factory):
     game = make_game("zones", {"n": 50})
     out = tmp_path_factory.mktemp("policy")
-    save_result(alternate(game, 4, AlternationConfig(rounds=1, certify=False, eval_seeds=1, eval_rollouts=2), 0),
-                out, "zones", {"n": 50})
+    config = AlternationConfig(rounds=1, certify=False, eval_seeds=1, eval_rollouts=2, starts=("uniform",))
+    save_result(alternate(game, 4, config, 0), out, "zones", {"n": 50})
     return str(out)
 
 

@@ -41,7 +41,7 @@ WORLD = """world:
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):
     game = make_game("zones")
-    result = alternate(game, 4, AlternationConfig(rounds=1, certify=False, eval_seeds=2), seed=0)
+    result = alternate(game, 4, AlternationConfig(rounds=1, certify=False, eval_seeds=2, starts=("uniform",)), seed=0)
     out = tmp_path_factory.mktemp("policy")
     save_result(result, out, "zones", {})
     world = out / "world.yaml"

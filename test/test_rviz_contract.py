@@ -294,7 +294,8 @@ def recording(tmp_path_factory) -> Path:
     from altmarl_ros.training import save_result
 
     base = tmp_path_factory.mktemp("rviz")
-    result = alternate(make_game("zones"), K, AlternationConfig(rounds=1, certify=False, eval_seeds=2), seed=0)
+    config = AlternationConfig(rounds=1, certify=False, eval_seeds=2, starts=("uniform",))
+    result = alternate(make_game("zones"), K, config, seed=0)
     save_result(result, base / "policy", "zones", {})
     (base / "world.yaml").write_text(WORLD)
     with pytest.MonkeyPatch.context() as env:  # a private DDS domain on localhost only
