@@ -41,6 +41,9 @@ WORLD = """world:
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):
     game = make_game("zones")
+    # the paper's start alone, as this test was written for. With the default starts the pair sends all
+    # 20 robots to one zone of the small test world; in one CI run (Jazzy, at 4x) only 71 % of decisions
+    # were then honoured against the 90 % asserted below (see README, "Policy in physics")
     result = alternate(game, 4, AlternationConfig(rounds=1, certify=False, eval_seeds=2, starts=("uniform",)), seed=0)
     out = tmp_path_factory.mktemp("policy")
     save_result(result, out, "zones", {})
