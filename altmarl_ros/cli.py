@@ -512,10 +512,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for k in args.k:
         config.validate(game, k)
     check_sweep_dir(args.out, force=args.force)
+    jobs = _jobs_that_fit(_sweep_jobs(args), max(config.memory_bytes(game, k) for k in args.k), args.ray)
     try:
         rows = run_sweep(args.task, args.k, args.out, seed=args.seed, overrides=overrides, config=config,
                          eval_seeds=args.final_seeds, eval_rollouts=args.final_rollouts, progress=not args.quiet,
-                         seeds=args.seeds, jobs=_sweep_jobs(args), ray_address=args.ray)
+                         seeds=args.seeds, jobs=jobs, ray_address=args.ray)
     except OSError as exc:
         raise _sweep_save_error(args, exc) from exc
     seeds = args.seeds or [args.seed]
@@ -575,6 +576,21 @@ def _sweep_jobs(args: argparse.Namespace) -> int:
     from altmarl_ros.parallel import available_cores
 
     return args.jobs if args.jobs is not None else available_cores()
+
+
+def _jobs_that_fit(jobs: int, job_bytes: int, ray_address: str | None) -> int:
+    """Local processes whose runs fit the memory budget together (each is checked alone against all of it)."""
+    from altmarl_ros.marl import budget
+
+    if ray_address not in (None, "local"):
+        return jobs  # the cluster's nodes have their own memory
+    limit, source = budget.budget_and_source()
+    fitting = max(1, limit // max(job_bytes, 1))
+    if jobs > fitting:
+        log.warning("running %d job(s) at once instead of %d: each needs up to %s and the memory budget is %s (%s)",
+                    fitting, jobs, budget.format_bytes(job_bytes), budget.format_bytes(limit), source)
+        return fitting
+    return jobs
 
 
 def _sweep_save_error(args: argparse.Namespace, exc: OSError) -> AltmarlError:

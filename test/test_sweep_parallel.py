@@ -88,3 +88,13 @@ def test_jobs_must_be_positive():
 def test_an_unreachable_ray_address_fails_fast(address, needle):
     with pytest.raises(AltmarlError, match=needle):
         check_ray_address(address)
+
+
+def test_local_jobs_are_capped_by_the_memory_budget(monkeypatch):
+    from altmarl_ros.cli import _jobs_that_fit
+
+    monkeypatch.setenv("ALTMARL_MEMORY_BUDGET", "10MiB")
+    assert _jobs_that_fit(8, 3 * 2**20, None) == 3  # three 3 MiB runs fit in 10 MiB
+    assert _jobs_that_fit(2, 3 * 2**20, None) == 2
+    assert _jobs_that_fit(8, 20 * 2**20, "local") == 1  # never below one (that run is checked on its own)
+    assert _jobs_that_fit(8, 3 * 2**20, "ray://head:10001") == 8  # a cluster's nodes have their own memory
