@@ -38,6 +38,10 @@ from altmarl_ros.training import load_trained
 
 CHILD_ADDRESS_SPACE = 2 * 2**30  # RLIMIT_AS of every child: a regression dies there, not in the OOM killer
 CHILD_PEAK_RSS = 300 * 2**20  # what a refused command may take at most (interpreter and libraries included)
+# what a command that runs the compiled G-LEARN kernels takes beyond its arrays' estimate: the interpreter, numba
+# and LLVM (which compile the kernels when numba's cache is cold) and the kernel threads' malloc arenas; measured
+# for the default k = 5 training: 260 MB with a warm cache, 354 MB with a cold one
+KERNEL_RUN_OVERHEAD = 400 * 2**20
 GAME_ARRAYS = ("global_transition", "local_transition", "global_reward", "local_reward", "init_global",
                "init_local_alpha")
 
@@ -304,7 +308,7 @@ def test_default_certificate_trains_under_the_default_budget(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (out / "checkpoint.npz").is_file()
     estimate = AlternationConfig(rounds=1, eval_seeds=2, eval_rollouts=5).memory_bytes(make_game("zones"), 5)
-    assert _peak_rss(result) < estimate + CHILD_PEAK_RSS  # the arrays' estimate, plus the interpreter
+    assert _peak_rss(result) < estimate + KERNEL_RUN_OVERHEAD  # the arrays' estimate, plus the interpreter
 
 
 # --- the issue's cases, as commands under a hard memory limit ------------------------------------------------------
