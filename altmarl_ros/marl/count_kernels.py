@@ -18,14 +18,15 @@ tests) sees it.
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - a ROS 2 machine without it (the Jazzy CI lane) takes the numpy path
-    numba = None
-
-COMPILED = numba is not None
+# numba is imported, and the kernels compiled or loaded from its cache, on first use (`_load`): the ROS 2
+# nodes import this module through the budget but never run a kernel. Without numba (a ROS 2 machine
+# without it, the Jazzy CI lane) the numpy path runs.
+numba = None
+COMPILED = importlib.util.find_spec("numba") is not None
 CHUNKS = 256  # fixed row ranges of a kernel call; the results do not depend on the thread count
 UNIFORM_BITS = 24  # each uniform: 24 bits of a 64-bit hash (two per hash)
 ANDERSON_MEMORY = 3  # past residual differences glearn.AndersonMixer mixes
@@ -334,7 +335,7 @@ def _chunked_sum(a):  # pragma: no cover - compiled
 def total(a: np.ndarray) -> float:
     """A thread-count-independent sum of a contiguous 1-D float64 array."""
     if COMPILED:
-        return float(_launch(_sum, a.size, a))
+        return float(_launch("_sum", a.size, a))
     return float(sum(float(part.sum()) for part in np.array_split(a, CHUNKS)))
 
 
@@ -384,7 +385,7 @@ def _anderson_mix(image, delta_image, weights, out):  # pragma: no cover - compi
 def dot(a: np.ndarray, b: np.ndarray) -> float:
     """A thread-count-independent dot product of two contiguous 1-D float64 arrays."""
     if COMPILED:
-        return float(_launch(_dot, a.size, a, b))
+        return float(_launch("_dot", a.size, a, b))
     partial = [float(np.dot(x, y)) for x, y in zip(np.array_split(a, CHUNKS), np.array_split(b, CHUNKS),
                                                       strict=True)]
     return float(sum(partial))
@@ -408,11 +409,16 @@ def bellman_sweep(next_ranks: np.ndarray, order: np.ndarray, values: np.ndarray,
     """
     work = next_ranks.size * values.shape[1]
     if q is None and next_ranks.shape[0] <= NARROW_GLOBAL_STATES:
-        _launch(_narrow, work, next_ranks, order, values, local_part, global_part, transition, gamma, new_values,
+        _launch("_narrow", work, next_ranks, order, values, local_part, global_part, transition, gamma, new_values,
                 lows, highs)
     else:
-        _launch(_with_q, work, next_ranks, order, values, local_part, global_part, transition, gamma,
+        _launch("_with_q", work, next_ranks, order, values, local_part, global_part, transition, gamma,
                 _NO_Q if q is None else q, new_values, lows, highs)
+
+
+def _kernel(name: str):
+    _load()
+    return globals()[name]
 
 
 PARALLEL_WORK = 1 << 18  # below this many inner steps a kernel runs on one thread: a parallel launch costs ~1 ms
@@ -420,6 +426,7 @@ PARALLEL_WORK = 1 << 18  # below this many inner steps a kernel runs on one thre
 
 def _launch(kernel, work: int, *args):
     """Run a parallel kernel, on one thread when the work is small (the chunks, so the digits, are the same)."""
+    kernel = _kernel(kernel)
     if work >= PARALLEL_WORK or numba.get_num_threads() == 1:
         return kernel(*args)
     threads = numba.get_num_threads()
@@ -436,26 +443,35 @@ def draw_next_ranks(vectors: np.ndarray, order: np.ndarray, position: np.ndarray
     if not COMPILED:
         draw_next_ranks_numpy(vectors, order, position, levels, binom, key, out)
         return
-    _launch(_draw, out.size * int(vectors[0].sum()), vectors, order, position, levels, binom, key, out)
+    _launch("_draw", out.size * int(vectors[0].sum()), vectors, order, position, levels, binom, key, out)
 
 
 def anderson_update(values, image, mean_change, residual, last_image, delta_residual, delta_image, slot, held,
                     products) -> None:
     """See _anderson_update (compiled only)."""
-    _launch(_anderson_update_jit, values.size * (held + 2), values, image, mean_change, residual, last_image,
+    _launch("_anderson_update_jit", values.size * (held + 2), values, image, mean_change, residual, last_image,
             delta_residual, delta_image, slot, held, products)
 
 
 def anderson_mix(image, delta_image, weights, out) -> None:
     """See _anderson_mix (compiled only)."""
-    _launch(_anderson_mix_jit, image.size * (len(weights) + 1), image, delta_image, weights, out)
+    _launch("_anderson_mix_jit", image.size * (len(weights) + 1), image, delta_image, weights, out)
 
 
 _JIT = {"parallel": True, "cache": True, "nogil": True, "error_model": "numpy", "boundscheck": False}
-if COMPILED:
-    _draw = numba.njit(**_JIT)(_draw_next_ranks)
+
+
+def _load() -> None:
+    """Import numba and build the kernels' dispatchers once (compiling happens at their first call)."""
+    global numba, _draw, _sum_next_values_jit, _narrow, _with_q, _dot, _sum, _anderson_update_jit, _anderson_mix_jit
+    if numba is not None:
+        return
+    import numba as imported
+
+    numba = imported
     _sum_next_values_jit = numba.njit(inline="always", cache=True, error_model="numpy",
                                       boundscheck=False)(_sum_next_values)
+    _draw = numba.njit(**_JIT)(_draw_next_ranks)
     _narrow = numba.njit(**_JIT)(_bellman_sweep_narrow)
     _with_q = numba.njit(**_JIT)(_bellman_q)
     _dot = numba.njit(**_JIT)(_chunked_dot)
