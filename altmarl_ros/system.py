@@ -31,6 +31,7 @@ class SystemRun:
 
 
 DRAIN_SECONDS = 1.0  # after the coordinator's normal exit, its last messages may still be in flight
+DRAIN_MAX_SECONDS = 5.0  # ... and up to this long while the last step's statistics have not been taken in
 
 
 def stop_grace(config: LaunchConfig) -> float:
@@ -98,9 +99,12 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
         else:
             log.warning("stopped after the %.0f s timeout", timeout)
     except StopIteration:  # the coordinator finished: take in what it published last (bounded)
-        drain_until = time.monotonic() + DRAIN_SECONDS
-        while time.monotonic() < drain_until:
+        drained = time.monotonic()
+        while time.monotonic() - drained < DRAIN_MAX_SECONDS:
             executor.spin_once(timeout_sec=0.05)
+            last_seen = monitor.log.last_stats.get("step", 0) >= config.decision_steps
+            if last_seen and time.monotonic() - drained >= DRAIN_SECONDS:
+                break
     except KeyboardInterrupt:
         pass
     finally:

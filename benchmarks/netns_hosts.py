@@ -43,11 +43,12 @@ namespace, stamps each message with `time.monotonic()` on receipt):
   period): at speedup 1 the floor is about 100 ms after the last reply;
 * last reply: request -> the last in-time sample of that step (median);
 * samples: sample messages of the step that reached the base at any time;
-* timeouts / rejected: the coordinator's counters over the window (rejected
-  are late replies: to requests a restored host gets only after the restore,
+* timeouts / late / rejected: the coordinator's counters over the window (late
+  replies answer a request after its deadline: to requests a restored host gets only after the restore,
   or samples lost once and resent by DDS after reply_timeout — Fast DDS resends
   at its writer's next HEARTBEAT, every 3 s, and delivers in order, so one lost
-  sample also holds back that fleet's later ones);
+  sample also holds back that fleet's later ones; rejected: anything else
+  refused, zero on this graph);
 * dead: robots presumed dead (max over the window, and at its end).
 
 Run (root, iproute2; iptables for the delay/loss rows):
@@ -395,7 +396,7 @@ def _quantile(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, math.ceil(q * len(values)) - 1)] if values else None
 
 
-_ZERO = {"timeouts": 0, "rejected": 0, "requests": 0}
+_ZERO = {"timeouts": 0, "late": 0, "rejected": 0, "requests": 0}
 
 
 def summarise_window(steps: list[Step], k: int, before: dict[str, Any] | None) -> dict[str, Any]:
@@ -422,6 +423,7 @@ def summarise_window(steps: list[Step], k: int, before: dict[str, Any] | None) -
         last_reply_ms_median=None if not reply else 1000 * _median(reply),
         # the counters are cumulative: the window's share is last - the step before the window
         timeouts=last["timeouts"] - (before or _ZERO)["timeouts"],
+        late=last["late"] - (before or _ZERO)["late"],
         rejected=last["rejected"] - (before or _ZERO)["rejected"],
         requests=last["requests"] - (before or _ZERO)["requests"],
         dead_max=max(len(st["dead"]) for st in stats), dead_end=len(last["dead"]),
@@ -580,11 +582,11 @@ def print_table(result: dict[str, Any], args: argparse.Namespace) -> None:
           "speedup 1 a step ends up to ~100 ms after its last reply. samples = sample messages of the step that "
           "reached the base at any time (late ones included). A sample lost on the link is resent only at its "
           "writer's next DDS HEARTBEAT (Fast DDS: every 3 s), after reply_timeout, and holds back that writer's later "
-          "samples (reliable, in order): it comes back as a late reply (rejected) and lowers k_eff.\n")
+          "samples (reliable, in order): it comes back as a late reply (counted, not accepted) and lowers k_eff.\n")
     table = []
     for r in rows:
         if r.get("emulation") == "NOT EMULATED":
-            table.append([r["case"], "not emulated"] + ["-"] * 13)
+            table.append([r["case"], "not emulated"] + ["-"] * 14)
             continue
         p = r.get("probe") or {}
         table.append([
@@ -593,11 +595,11 @@ def print_table(result: dict[str, Any], args: argparse.Namespace) -> None:
             f"{r.get('samples_min', '-')}..{r.get('samples_max', '-')}",
             _f(r.get("k_effective_mean"), ".2f"), _f(r.get("k_effective_min"), "d"),
             _f(r.get("decision_ms_median")), _f(r.get("decision_ms_p95")), _f(r.get("last_reply_ms_median")),
-            str(r.get("timeouts", "-")), str(r.get("rejected", "-")),
+            str(r.get("timeouts", "-")), str(r.get("late", "-")), str(r.get("rejected", "-")),
             f"{r.get('dead_max', '-')}/{r.get('dead_end', '-')}", r.get("probe_check", "-")])
     print(format_table(["case", "probe RTT ms", "probe loss %", "steps", "k asked", "samples", "k_eff mean",
                         "k_eff min",
-                        "decision ms", "p95", "last reply ms", "timeouts", "rejected", "dead max/end",
+                        "decision ms", "p95", "last reply ms", "timeouts", "late", "rejected", "dead max/end",
                         "probe check"], table))
     for r in rows:
         notes = []

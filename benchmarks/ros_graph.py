@@ -44,8 +44,8 @@ Measured:
   before anything is stopped.
 * messages per step at the coordinator: sample messages per step counted by
   the passive monitor (same topic, same QoS) for the window's steps, and the
-  coordinator's own stats (delta over the window): replies / steps, rejected,
-  timeouts.
+  coordinator's own stats (delta over the window): replies / steps, late,
+  rejected, timeouts.
 * achieved control rate: cmd_vel messages per wall second of the first and
   last robot of every fleet process, received by the monitor over the same
   window as the CPU samples (10 Hz expected at RTF 1).
@@ -383,14 +383,15 @@ def _collect(case, plan, geometry, received, state, cmd_times, probes, started, 
                           samples_per_step_max=max(counts) if counts else None,
                           samples_per_step_min=min(counts) if counts else None,
                           steps_not_k=sum(1 for c in counts if c != K), asked_per_step_max=max(asked, default=None))
-        d = {key: s1[key] - s0[key] for key in ("steps", "requests", "replies", "rejected", "timeouts")}
+        d = {key: s1[key] - s0[key] for key in ("steps", "requests", "replies", "late", "rejected", "timeouts")}
         k_eff = [s["k_effective"] for _, s in window[1:]]
         result.update(coord_window=d, coord_replies_per_step=d["replies"] / max(d["steps"], 1),
                       coord_requests_per_step=d["requests"] / max(d["steps"], 1),
                       k_effective_min=min(k_eff), k_effective_mean=float(np.mean(k_eff)))
     if received:
         last = received[-1][1]
-        result["coord_total"] = {key: last[key] for key in ("steps", "requests", "replies", "rejected", "timeouts")}
+        keys = ("steps", "requests", "replies", "late", "rejected", "timeouts")
+        result["coord_total"] = {key: last[key] for key in keys}
     if run is not None:
         result.update(decisions_honoured=run.summary.decisions_honoured, mode_accuracy=run.summary.mode_accuracy,
                       run_wall_s=run.wall_seconds)
@@ -490,12 +491,13 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
     print(f"\nMessages per decision step at the coordinator over the window (target: k = {K} whatever n is)")
     print(format_table(
         ["n", "monitor steps", "samples/step mean", "max", "min", "steps != k", "coord steps", "replies/step",
-         "requests/step", "rejected", "timeouts", "k_eff min"],
+         "requests/step", "late", "rejected", "timeouts", "k_eff min"],
         [[str(r["n"]), str(r.get("monitor_steps", "-")), _f(r.get("samples_per_step_mean")),
           str(r.get("samples_per_step_max", "-")), str(r.get("samples_per_step_min", "-")),
           str(r.get("steps_not_k", "-")), str(r.get("coord_window", {}).get("steps", "-")),
           _f(r.get("coord_replies_per_step")), _f(r.get("coord_requests_per_step")),
-          str(r.get("coord_window", {}).get("rejected", "-")), str(r.get("coord_window", {}).get("timeouts", "-")),
+          str(r.get("coord_window", {}).get("late", "-")), str(r.get("coord_window", {}).get("rejected", "-")),
+          str(r.get("coord_window", {}).get("timeouts", "-")),
           str(r.get("k_effective_min", "-"))] for r in rows]))
     for r in rows:
         notes = []

@@ -51,6 +51,20 @@ def test_replies_for_other_steps_or_robots_are_rejected():
     assert coordinator.stats.rejected == 4 and coordinator.stats.replies == 1
 
 
+def test_a_reply_after_its_step_closed_is_late_once_and_never_accepted():
+    game, coordinator = _coordinator()
+    step, ids = coordinator.begin_step(0)
+    for robot in ids[1:]:
+        coordinator.on_reply(step, int(robot), 0)
+    coordinator.finish_step()  # ids[0] timed out
+    coordinator.begin_step(0)
+    assert not coordinator.on_reply(step, int(ids[1]), 0)  # answered in time already: a repeat
+    assert not coordinator.on_reply(step, int(ids[0]), 0)  # the timed-out request, answered late
+    assert not coordinator.on_reply(step, int(ids[0]), 0)  # and again: a repeat
+    stats = coordinator.stats
+    assert (stats.late, stats.rejected, stats.timeouts, stats.replies) == (1, 2, 1, 3)
+
+
 def test_dropped_replies_lower_k_effective_and_dead_robots_stop_being_asked():
     game, coordinator = _coordinator()
     silent = 7

@@ -63,6 +63,7 @@ def test_one_graph_across_two_ros_distributions(trained, tmp_path, monkeypatch, 
     assert all(code == 0 for code in run.exit_codes.values()), (run.exit_codes, logs)
     stats = run.log.last_stats
     assert stats["steps"] == STEPS and stats["requests"] == 4 * STEPS and stats["rejected"] == 0
+    assert stats["late"] <= stats["timeouts"]  # a reply after its deadline is counted, never accepted
     assert stats["replies"] <= stats["requests"]
     assert all(len(ids) == 4 and len(set(ids)) == 4 for ids in run.log.requested.values())
     assert all(count <= 4 for count in run.log.samples_per_step.values())

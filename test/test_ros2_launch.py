@@ -170,6 +170,7 @@ def assert_k_per_step(observer: Observer, n: int, k: int) -> None:
         assert len(ids) == k and len(set(ids)) == k and all(0 <= i < n for i in ids), request
     last = observer.stats[-1]
     assert last["requests"] == k * last["steps"] and last["replies"] <= last["requests"] and last["rejected"] == 0
+    assert last["late"] <= last["timeouts"]
     assert all(0 <= s["k_effective"] <= k for s in observer.stats)
     assert any(s["k_effective"] == k for s in observer.stats)
 

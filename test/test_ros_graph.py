@@ -82,7 +82,7 @@ def test_coordinator_gets_exactly_k_uniform_replies_and_robots_follow_their_poli
     assert all(len(set(ids)) == len(ids) <= 4 for ids in log.requested.values())
     unseen = stats["steps"] - len(log.steps)  # the monitor may join a step or two late
     assert 0 <= stats["requests"] - sum(record.asked for record in log.steps) <= 4 * unseen
-    assert stats["rejected"] == 0
+    assert stats["rejected"] == 0 and stats["late"] <= stats["timeouts"]  # late replies are not accepted
     assert stats["replies"] + stats["timeouts"] == stats["requests"] and stats["malformed"] == 0
     # the passive monitor joins the graph late; from step 3 on it sees every sample message: at most k
     assert all(log.samples_per_step[s] <= 4 for s in log.requested if s >= 3)

@@ -31,13 +31,16 @@ from altmarl_ros.marl.game import TabularGame, check_population
 from altmarl_ros.marl.glearn import OnlineGLearner
 from altmarl_ros.marl.policies import GlobalPolicy, round_counts
 
+RECENT_STEPS = 16  # closed steps whose timed-out ids are kept, to tell a late reply from an unsolicited one
+
 
 @dataclass
 class CommStats:
     steps: int = 0
     requests: int = 0  # robot ids asked, summed over steps
     replies: int = 0  # replies accepted
-    rejected: int = 0  # replies for another step or session, from robots not asked, or repeated
+    rejected: int = 0  # replies of another session, from robots not asked, repeated or invalid
+    late: int = 0  # first replies to a request that had timed out (within RECENT_STEPS steps): late <= timeouts
     malformed: int = 0  # messages dropped before they reached the logic (see nodes.topics.parse_*)
     timeouts: int = 0  # asked robots that did not answer in time
     k_effective_last: int = 0
@@ -47,9 +50,6 @@ class CommStats:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
-
-    def replies_this_step(self) -> int:
-        return self.replies_now
 
 
 @dataclass
@@ -91,6 +91,7 @@ class Coordinator:
         self.step = 0
         self._asked: np.ndarray = np.zeros(0, dtype=np.int64)
         self._replies: dict[int, int] = {}
+        self._unanswered: dict[int, set[int]] = {}  # step -> asked ids that timed out, last RECENT_STEPS steps
         self._global_state = 0
         self._last_action = 0
         self._previous: tuple[int, np.ndarray, int, float] | None = None  # (s_g, counts, a_g, reward)
@@ -141,13 +142,18 @@ class Coordinator:
 
     def on_reply(self, step: int, robot_id: int, zone: int, session: int | None = None, now: float | None = None
                  ) -> bool:
-        """Record one robot's zone; False (and counted) if it is stale, of another session, unsolicited,
-        repeated or invalid. Any reply shows the robot answers."""
+        """Record one robot's zone; False if it is late (counted as late), of another session, unsolicited,
+        repeated or invalid (counted as rejected). Any reply shows the robot answers."""
         self.heard_from(robot_id, now, answered=True)
-        valid = (step == self.step and (session is None or session == self.session) and robot_id in self._asked
-                 and robot_id not in self._replies and 0 <= zone < self.game.num_local_states)
+        ours = session is None or session == self.session
+        valid = (step == self.step and ours and robot_id in self._asked and robot_id not in self._replies
+                 and 0 <= zone < self.game.num_local_states)
         if not valid:
-            self.stats.rejected += 1
+            if ours and robot_id in self._unanswered.get(step, ()) and 0 <= zone < self.game.num_local_states:
+                self._unanswered[step].discard(robot_id)  # counted once: late <= timeouts
+                self.stats.late += 1
+            else:
+                self.stats.rejected += 1
             return False
         self._replies[int(robot_id)] = int(zone)
         self.stats.replies += 1
@@ -159,6 +165,8 @@ class Coordinator:
         missing = np.setdiff1d(self._asked, np.fromiter(self._replies, dtype=np.int64, count=len(self._replies)))
         self.missed[missing] += 1
         self.stats.timeouts += len(missing)
+        self._unanswered[self.step] = set(missing.tolist())
+        self._unanswered.pop(self.step - RECENT_STEPS, None)
         self.stats.dead = self.dead().tolist()
         k_effective = len(self._replies)
         self.stats.k_effective_last = k_effective

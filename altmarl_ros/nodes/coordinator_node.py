@@ -19,6 +19,7 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import Odometry
+from rclpy.duration import Duration
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, String
 from visualization_msgs.msg import Marker, MarkerArray
@@ -58,6 +59,7 @@ HEARTBEAT_DEPTH = 10_000  # a few hundred KiB at most
 HEARTBEAT_PERIOD = 2.0  # s: the robot hosts' default heartbeat_period
 FLOOD_FACTOR, FLOOD_MIN_RATE, FLOOD_CALM_SECONDS = 20, 100, 10  # heartbeats/s above max(100, 20 x n / period)
 WAITING_WARNING_PERIOD = 10.0  # wall seconds between "still waiting for ..." lines before the first step
+FINAL_ACK_SECONDS = 3.0  # wall seconds the last step's broadcast and statistics may take to be acknowledged
 
 
 class CoordinatorNode(Node):
@@ -237,7 +239,7 @@ class CoordinatorNode(Node):
         if self.deadline is None:
             if self.next_decision is None or now >= self.next_decision:
                 self._begin(now)
-        elif now >= self.deadline or self.coordinator.stats.replies_this_step() >= len(self.asked):
+        elif now >= self.deadline or self.coordinator.stats.replies_now >= len(self.asked):
             self._finish(now)
 
     def _ready(self, now: float) -> bool:
@@ -304,7 +306,17 @@ class CoordinatorNode(Node):
         if steps and decision.step >= steps:
             self.get_logger().info(f"{steps} decision steps done; shutting down")
             self.save()
+            self._deliver_last_messages()
             rclpy.try_shutdown()
+
+    def _deliver_last_messages(self) -> None:
+        """Exiting right after publishing can lose the last broadcast and statistics (the writer's history
+        goes with the process); wait, bounded, until every matched reader has acknowledged them."""
+        timeout = Duration(seconds=FINAL_ACK_SECONDS)
+        for publisher in (self.global_pub, self.stats_pub):
+            if not publisher.wait_for_all_acked(timeout):
+                self.get_logger().warning(f"not every reader acknowledged the last message on {publisher.topic_name} "
+                                          f"within {FINAL_ACK_SECONDS} s")
 
     def _publish_markers(self, decision) -> None:
         markers = []
