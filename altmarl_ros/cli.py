@@ -731,7 +731,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         raise AltmarlError("altmarl sim needs rclpy: source a ROS 2 install (Humble, Jazzy, Kilted) or "
                            "pip install '.[ros]' on a machine without ROS 2") from exc
     config = LaunchConfig(n=args.n, k=args.k, policy=str(args.policy), backend=args.backend,
-                          robots_per_process=args.robots_per_process, learn=args.learn,
+                          robots_per_process=args.robots_per_process, link=args.link, learn=args.learn,
                           record=str(args.record) if args.record else "", world_config=str(args.world_config or ""),
                           seed=args.seed, speedup=args.speedup, decision_steps=args.steps,
                           checkpoint_out=str(args.checkpoint_out or ""),
@@ -861,6 +861,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="kinematic", help="kinematic (default) or pybullet")
     p.add_argument("--robots-per-process", type=POSITIVE, default=25,
                    help="robot nodes per fleet process (default 25)")
+    p.add_argument("--link", default="per_robot",
+                   help="per_robot (default: a node, odom and cmd_vel per robot) or batched (one pose array and one "
+                        "command array per fleet process: hundreds of simulated robots)")
     p.add_argument("--learn", action="store_true", help="online G-LEARN in the coordinator")
     p.add_argument("--checkpoint-out", type=Path, help="where the learning coordinator saves (and resumes) Q")
     p.add_argument("--record", type=Path, help="write the run's topics to MCAP in this directory")

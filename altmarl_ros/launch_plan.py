@@ -14,6 +14,7 @@ from typing import Any
 
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.game import check_population
+from altmarl_ros.nodes.topics import LINKS
 from altmarl_ros.sim.backend import BACKENDS
 
 PACKAGE = "altmarl_ros"
@@ -30,6 +31,7 @@ class LaunchConfig:
     policy: str = ""  # checkpoint written by `altmarl train` (required)
     backend: str = "kinematic"
     robots_per_process: int = 25
+    link: str = "per_robot"  # sim <-> fleets: per_robot (odom / cmd_vel per robot) | batched (one array per fleet)
     learn: bool = False
     record: str = ""  # MCAP output directory ("" = no recording)
     rviz: bool = False
@@ -88,6 +90,8 @@ LAUNCH_ARGUMENTS = {
     "policy": "checkpoint from `altmarl train` (run directory or .npz)",
     "backend": "kinematic | pybullet",
     "robots_per_process": "robot nodes per fleet process",
+    "link": "per_robot (a node and odom / cmd_vel topics per robot) | batched (sim only: one pose array and one "
+            "command array per fleet process; for hundreds of simulated robots)",
     "learn": "online G-LEARN in the coordinator",
     "record": "MCAP output directory ('' = no recording)",
     "rviz": "start RViz with config/altmarl.rviz",
@@ -191,6 +195,11 @@ def validate(config: LaunchConfig) -> None:
         raise LaunchError(str(exc)) from exc
     if config.backend not in BACKENDS:
         raise LaunchError(f"unknown backend {config.backend!r}; valid backends: {list(BACKENDS)}")
+    if config.link not in LINKS:
+        raise LaunchError(f"unknown link {config.link!r}; valid links: {list(LINKS)}")
+    if config.link == "batched" and config.hardware:
+        raise LaunchError("link:=batched is for the simulator (it publishes one pose array per fleet process); "
+                          "real robots use their own topics: link:=per_robot with hardware:=true")
     if config.robots_per_process < 1:
         raise LaunchError(f"robots_per_process must be >= 1, got {config.robots_per_process}")
     if not config.policy:
@@ -254,7 +263,8 @@ def assemble_plan(config: LaunchConfig) -> list[NodeSpec]:
     if not config.hardware:
         plan.append(NodeSpec("sim_node", "sim", parameters={**common, "use_sim_time": False,
                                                              "backend": config.backend,
-                                                             "speedup": config.speedup}))
+                                                             "speedup": config.speedup, "link": config.link,
+                                                             "robots_per_process": config.robots_per_process}))
     topics = {"pose_topic": config.pose_topic, "pose_type": config.pose_type, "cmd_topic": config.cmd_topic}
     if config.robot_id >= 0:
         plan.append(NodeSpec("robot_node", f"robot_{config.robot_id}_host", parameters={
@@ -262,7 +272,7 @@ def assemble_plan(config: LaunchConfig) -> list[NodeSpec]:
     else:
         for index, (first, last) in enumerate(robot_ranges(config.n, config.robots_per_process)):
             plan.append(NodeSpec("fleet_node", f"fleet_{index}", parameters={
-                **common, **topics, "first_robot": first, "last_robot": last}))
+                **common, **topics, "first_robot": first, "last_robot": last, "link": config.link}))
     plan.append(NodeSpec("coordinator_node", "coordinator", parameters={
         **common, "k": config.k, "learn": config.learn, "decision_steps": config.decision_steps,
         "liveness_timeout": config.liveness_timeout, "checkpoint_out": config.checkpoint_out,
@@ -270,7 +280,8 @@ def assemble_plan(config: LaunchConfig) -> list[NodeSpec]:
         "leader_cmd_topic": config.cmd_topic}))
     if config.record:
         plan.append(NodeSpec("recorder_node", "recorder", parameters={
-            "use_sim_time": common["use_sim_time"], "n": config.n, "output": config.record}))
+            "use_sim_time": common["use_sim_time"], "n": config.n, "output": config.record, "link": config.link,
+            "robots_per_process": config.robots_per_process}))
     if config.params_file:
         plan = [replace(spec, params_file=config.params_file) for spec in plan]
     return select_nodes(plan)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from altmarl_ros.launch_plan import LaunchConfig, NodeSpec, build_launch_plan
+from altmarl_ros.launch_plan import LaunchConfig, NodeSpec, build_launch_plan, robot_ranges
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.security import enclave_of, security_env
 from altmarl_ros.supervisor import Supervisor, python_command
@@ -68,7 +68,8 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    monitor = MonitorNode(config.n, world)
+    batches = robot_ranges(config.n, config.robots_per_process) if config.link == "batched" else None
+    monitor = MonitorNode(config.n, world, batches)
     executor = SingleThreadedExecutor()
     executor.add_node(monitor)
     supervisor.start()

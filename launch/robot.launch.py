@@ -10,4 +10,4 @@ from altmarl_ros.launch_description import make_launch_description
 
 
 def generate_launch_description():
-    return make_launch_description(fixed={"hardware": "true"}, only=("robot_node",))
+    return make_launch_description(fixed={"hardware": "true", "link": "per_robot"}, only=("robot_node",))

@@ -241,3 +241,51 @@ def test_sample_and_request_parsing():
         parse_request([7, 3, *range(11)], 10)  # longer than n: refused on its length alone
     with pytest.raises(MessageError, match="outside"):
         parse_request([7, 3, 10], 10)
+
+
+def _batch_and_agents(first=5, last=13, n=20, seed=3):
+    from altmarl_ros.agents.robot_batch import RobotBatch
+
+    game = make_game("zones", {"n": n})
+    world = WorldConfig(zones=game.num_local_states)
+    policy = uniform_local_policy(game)
+    batch = RobotBatch(first, last, n, game, policy, world, seed)
+    agents = [RobotAgent(i, n, game, policy, world, np.random.default_rng([seed, i])) for i in range(first, last)]
+    poses = np.random.default_rng(0).uniform(-3, 3, (last - first, 3))
+    return batch, agents, poses
+
+
+def test_a_batch_of_robots_acts_and_drives_as_the_same_robots_one_by_one():
+    """The batched link's fleet evaluates the robots' own agents, controllers as arrays: same draws, same
+    commands as the per-robot link's robot nodes (same seed per robot)."""
+    batch, agents, poses = _batch_and_agents()
+    batch.on_poses(poses)
+    for agent, pose in zip(agents, poses, strict=True):
+        agent.on_pose(*pose)
+    for step, global_state in enumerate([0, 3, 3, 1, 4], start=1):
+        decisions = batch.on_global(step, global_state)
+        one_by_one = [(a.robot_id, a.zone, a.on_global(step, global_state), a.destination) for a in agents]
+        assert decisions == [(i, z, act, d) for i, z, act, d in one_by_one]
+        expected = np.array([a.cmd_vel(0.1) for a in agents])
+        np.testing.assert_allclose(batch.cmd_vel(0.1), expected, rtol=0, atol=1e-12)
+
+
+def test_a_batch_answers_exactly_the_robots_asked_that_it_hosts_each_once():
+    batch, _, poses = _batch_and_agents(first=5, last=13)
+    assert batch.sample_replies(1, np.array([5, 6])) == []  # no pose yet: nothing to say
+    batch.on_poses(poses)
+    replies = batch.sample_replies(7, np.array([12, 2, 5, 12, 19, 8]))
+    assert [robot for _, robot, _, _, _ in replies] == [12, 5, 8]  # hosted ones, in the order asked, once
+    assert all(step == 7 and 0 <= zone < 5 for step, _, zone, _, _ in replies)
+    assert replies[0][3:] == (poses[7, 0], poses[7, 1])
+
+
+def test_a_batch_refuses_poses_of_the_wrong_shape_or_not_finite():
+    batch, _, poses = _batch_and_agents()
+    with pytest.raises(GameValidationError, match="shape"):
+        batch.on_poses(poses[:-1])
+    bad = poses.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(GameValidationError, match="NaN"):
+        batch.on_poses(bad)
+    assert not batch.has_pose and not np.any(batch.cmd_vel(0.1))  # nothing taken, robots stand still

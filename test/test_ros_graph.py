@@ -346,6 +346,99 @@ def test_a_robot_stops_by_itself_when_its_pose_or_its_coordinator_falls_silent(p
         rclpy.shutdown()
 
 
+
+def _pose_array(xy_yaw, stamp: float):
+    from geometry_msgs.msg import Pose, PoseArray
+
+    from altmarl_ros.nodes import topics
+
+    msg = PoseArray()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int(round((stamp % 1) * 1e9))
+    for x, y, yaw in xy_yaw:
+        pose = Pose()
+        pose.position.x, pose.position.y = float(x), float(y)
+        pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = topics.quaternion_from_yaw(yaw)
+        msg.poses.append(pose)
+    return msg
+
+
+def test_a_batched_fleet_answers_exactly_the_robots_asked_and_stops_without_poses(policy):
+    """link:=batched: one pose array in, one command array out; samples only for the asked robots it hosts."""
+    from std_msgs.msg import Int32MultiArray
+
+    from altmarl_ros.nodes import robot_node
+
+    out, world, _ = policy
+    rclpy.init(args=["fleet", "--ros-args", "-p", f"policy:={out}", "-p", f"world_config:={world}", "-p", "n:=20",
+                     "-p", "first_robot:=10", "-p", "last_robot:=20", "-p", "link:=batched",
+                     "-p", "pose_timeout:=0.5"])
+    try:
+        nodes = robot_node.make_fleet()
+        assert len(nodes) == 1  # no robot nodes on the batched link
+        host = nodes[0]
+        samples, cmds, decisions = [], [], []
+        host.sample_pub.publish = lambda msg: samples.append(list(msg.data))
+        host.batch_cmd_pub.publish = lambda msg: cmds.append(list(msg.data))
+        host.batch_decision_pub.publish = lambda msg: decisions.append(list(msg.data))
+        poses = [(-3.0 + 0.3 * i, 0.1 * i, 0.0) for i in range(10)]
+        host._on_batch_poses(_pose_array(poses[:9], 1.0))  # one pose short: dropped, counted
+        assert host.malformed == 1 and cmds == [] and not host.batch.has_pose
+        host._on_batch_poses(_pose_array(poses, 1.0))
+        assert cmds == [[0.0] * 20]  # poses, but no broadcast yet: every robot stands still
+        host._on_global(Int32MultiArray(data=[7, 1, 2, 2]))
+        assert decisions and decisions[-1][0] == 1 and len(decisions[-1]) == 1 + 4 * 10
+        assert sorted(decisions[-1][1::4]) == list(range(10, 20))
+        host._on_batch_poses(_pose_array(poses, 1.05))  # within the control period: no new command
+        host._on_batch_poses(_pose_array(poses, 1.1))
+        assert len(cmds) == 2 and any(v != 0.0 for v in cmds[-1])
+        host._on_request(Int32MultiArray(data=[7, 1, 3, 12, 19, 12, 4, 17]))
+        assert [int(sample[2]) for sample in samples] == [12, 19, 17]  # hosted and asked, once each, in order
+        assert all(sample[:2] == [7.0, 1.0] for sample in samples)
+        cmds.clear()
+        host.last_batch_pose -= 1.0  # the sim falls silent for longer than pose_timeout
+        host._watch()
+        assert cmds == [[0.0] * 20] and host.said_batch_silent
+        host.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+
+def _step_rewards(run, result) -> tuple[np.ndarray, np.ndarray]:
+    """Per decision step: the zones task's reward of the population the monitor saw, and whether a_g was the mode."""
+    game = result.game.with_n(20)
+    expected_local = game.expected_local_reward(result.local_policy)
+    rewards, hits = [], []
+    for record in run.log.steps:
+        if record.population_zones is None:
+            continue
+        g, a, zones = record.global_state, record.global_action, record.population_zones
+        rewards.append(game.global_reward[g, a] + expected_local[zones, g].mean())
+        hits.append(a == np.argmax(np.bincount(zones, minlength=game.num_local_states)))
+    return np.array(rewards), np.array(hits, dtype=float)
+
+
+def test_one_policy_behaves_the_same_on_the_per_robot_and_the_batched_link(policy, tmp_path):
+    """Same policy, n and seed on both links. Stated bound: the mean per-step reward and the mode accuracy
+    differ by less than 3 standard errors of the difference (two independent samples; a false alarm
+    about once in 370 runs if both links draw from one distribution)."""
+    out, world, result = policy
+    runs = {link: run_system(_config(policy, decision_steps=24, link=link), tmp_path / link, timeout=150)
+            for link in ("per_robot", "batched")}
+    for link, run in runs.items():
+        assert not run.died, (link, run.died)
+        stats = run.log.last_stats
+        assert stats["steps"] == 24 and all(record.asked == min(4, record.alive) for record in run.log.steps)
+        assert stats["rejected"] == 0 and stats["late"] <= stats["timeouts"]  # only asked robots answered
+        assert stats["replies"] + stats["timeouts"] == stats["requests"] and stats["malformed"] == 0
+        assert all(count <= 4 for count in run.log.samples_per_step.values())
+    (reward_a, hit_a), (reward_b, hit_b) = (_step_rewards(run, result) for run in runs.values())
+    assert len(reward_a) >= 20 and len(reward_b) >= 20
+    for a, b, what in ((reward_a, reward_b, "per-step reward"), (hit_a, hit_b, "mode accuracy")):
+        error = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+        assert abs(a.mean() - b.mean()) <= 3 * error or a.mean() == b.mean(), (what, a.mean(), b.mean(), error)
+    summaries = {link: (run.summary.discounted_return, run.summary.mode_accuracy) for link, run in runs.items()}
+    print(f"return, mode accuracy per link: {summaries}")
+
 FLOODER = """
 import random, sys, time
 import rclpy

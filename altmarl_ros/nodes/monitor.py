@@ -66,7 +66,8 @@ class RunLog:
 
 
 class MonitorNode(Node):
-    def __init__(self, n: int, world: WorldConfig) -> None:
+    def __init__(self, n: int, world: WorldConfig, batches: list[tuple[int, int]] | None = None) -> None:
+        """`batches`: the fleets' robot ranges on the batched link (their decisions come one array per fleet)."""
         super().__init__("altmarl_monitor")
         self.n, self.world = n, world
         self.log = RunLog()
@@ -75,7 +76,10 @@ class MonitorNode(Node):
         self.create_subscription(Int32MultiArray, topics.SAMPLE_REQUEST, self._on_request, 100)
         self.create_subscription(Float64MultiArray, topics.SAMPLES, self._on_sample, 500)
         self.create_subscription(MarkerArray, topics.MARKERS, self._on_markers, 10)
-        for i in range(n):
+        for first, last in batches or []:
+            self.create_subscription(Int32MultiArray, topics.batch_topic(first, last, "decisions"),
+                                     self._on_batch_decisions, 10)
+        for i in range(n if not batches else 0):
             self.create_subscription(Int32MultiArray, f"/{topics.robot_namespace(i)}/decision",
                                      lambda m, robot=i: self._on_decision(robot, m), 10, event_callbacks=QUIET_SUB)
 
@@ -117,6 +121,16 @@ class MonitorNode(Node):
         step, zone, action, destination = (int(v) for v in msg.data)
         self.log.decisions[step][robot] = (zone, action, destination)
         self.log.decisions_per_step[step] += 1
+
+    def _on_batch_decisions(self, msg: Int32MultiArray) -> None:
+        try:
+            step, rows = topics.parse_batch_decisions(msg.data, self.n)
+        except topics.MessageError as exc:
+            self._drop("batched decisions", str(exc))
+            return
+        for robot, zone, action, destination in rows:
+            self.log.decisions[step][robot] = (zone, action, destination)
+        self.log.decisions_per_step[step] += len(rows)
 
     def _on_stats(self, msg: String) -> None:
         if len(msg.data) > MAX_STATS_CHARACTERS:

@@ -9,6 +9,8 @@ reproduces e.g. transient-local markers.
 Parameters:
   output        directory for run.mcap and metadata.yaml (created; required)
   n             robots: the default topics include /robot_<i>/odom and /robot_<i>/cmd_vel for i < n
+  link          per_robot (default) | batched: then the default topics hold each fleet's
+                /altmarl/batch_<a>_<b>/{poses,cmd_vel,decisions} instead, ranges from robots_per_process
   topics        topics to record (default: the altmarl topics, /clock, /leader/{odom,cmd_vel}, robots');
                 an entry is `name` (type known from nodes/topics.py, or a name ending in odom / cmd_vel)
                 or `name:pkg/msg/Type`
@@ -30,8 +32,20 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from altmarl_ros.launch_plan import robot_ranges
 from altmarl_ros.nodes.common import declare, run
-from altmarl_ros.nodes.topics import GLOBAL, HEARTBEAT, LEADER, MARKERS, SAMPLE_REQUEST, SAMPLES, STATS, robot_namespace
+from altmarl_ros.nodes.topics import (
+    GLOBAL,
+    HEARTBEAT,
+    LEADER,
+    LINKS,
+    MARKERS,
+    SAMPLE_REQUEST,
+    SAMPLES,
+    STATS,
+    batch_topic,
+    robot_namespace,
+)
 from altmarl_ros.recording import McapRecorder, RecordingError, canonical_type, message_definition
 
 OUTPUT_FILE = "run.mcap"
@@ -48,12 +62,17 @@ TOPIC_TYPES = {
 }
 # per-robot / leader topics, by their last name component
 SUFFIX_TYPES = {"odom": "nav_msgs/msg/Odometry", "cmd_vel": "geometry_msgs/msg/Twist"}
+BATCH_PREFIX = "/altmarl/batch_"
+BATCH_SUFFIX_TYPES = {"poses": "geometry_msgs/msg/PoseArray", "cmd_vel": "std_msgs/msg/Float64MultiArray",
+                      "decisions": "std_msgs/msg/Int32MultiArray"}
 RELIABILITY = {"reliable": ReliabilityPolicy.RELIABLE, "best_effort": ReliabilityPolicy.BEST_EFFORT}
 
 
-def default_topics(n: int) -> list[str]:
+def default_topics(n: int, batches: list[tuple[int, int]] | None = None) -> list[str]:
     topics = [*TOPIC_TYPES, f"/{LEADER}/odom", f"/{LEADER}/cmd_vel"]
-    for i in range(n):
+    for first, last in batches or []:
+        topics += [batch_topic(first, last, name) for name in BATCH_SUFFIX_TYPES]
+    for i in range(n if not batches else 0):
         topics += [f"/{robot_namespace(i)}/odom", f"/{robot_namespace(i)}/cmd_vel"]
     return topics
 
@@ -66,7 +85,8 @@ def topic_type(spec: str) -> tuple[str, str]:
         raise RecordingError(f"empty topic name in topics entry {spec!r}")
     if sep:
         return name, canonical_type(type_name.strip())
-    known = TOPIC_TYPES.get(name) or SUFFIX_TYPES.get(name.rsplit("/", 1)[-1])
+    suffixes = BATCH_SUFFIX_TYPES if name.startswith(BATCH_PREFIX) else SUFFIX_TYPES
+    known = TOPIC_TYPES.get(name) or suffixes.get(name.rsplit("/", 1)[-1])
     if known is None:
         raise RecordingError(f"no known message type for topic {name!r}: give it as '{name}:pkg/msg/Type'")
     return name, known
@@ -91,7 +111,7 @@ class RecorderNode(Node):
 
     def _setup(self) -> None:
         p = declare(self, {"output": "", "n": 0, "reliability": "reliable", "depth": 100, "flush_period": 5.0,
-                           "max_message_bytes": 4 << 20})
+                           "max_message_bytes": 4 << 20, "link": "per_robot", "robots_per_process": 25})
         if not p["output"]:
             raise RecordingError("parameter output is required: the directory to write run.mcap into")
         if p["n"] < 0:
@@ -100,7 +120,12 @@ class RecorderNode(Node):
             raise RecordingError(f"reliability must be one of {sorted(RELIABILITY)}, got {p['reliability']!r}")
         if p["depth"] < 1:
             raise RecordingError(f"depth must be >= 1, got {p['depth']}")
-        specs = self.declare_parameter("topics", default_topics(p["n"]), ParameterDescriptor(read_only=True)).value
+        if p["link"] not in LINKS or p["robots_per_process"] < 1:
+            raise RecordingError(f"link must be one of {list(LINKS)} and robots_per_process >= 1, got "
+                                 f"{p['link']!r} and {p['robots_per_process']}")
+        batches = robot_ranges(p["n"], p["robots_per_process"]) if p["link"] == "batched" and p["n"] else None
+        specs = self.declare_parameter("topics", default_topics(p["n"], batches),
+                                       ParameterDescriptor(read_only=True)).value
 
         self._topics: dict[str, str] = {}  # resolved name -> type
         for spec in specs:

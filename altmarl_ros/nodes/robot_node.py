@@ -29,13 +29,14 @@ single-robot executable (hardware: one robot per computer) keeps a full node.
 from __future__ import annotations
 
 import numpy as np
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import PoseArray, PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray
 
 from altmarl_ros.agents.robot_agent import RobotAgent
+from altmarl_ros.agents.robot_batch import RobotBatch
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.nodes import topics
 from altmarl_ros.nodes.common import (
@@ -158,7 +159,7 @@ class RobotNode(Node):
 
 FLEET_DEFAULTS = {"policy": "", "n": 20, "world_config": "", "seed": 0, "first_robot": 0, "last_robot": -1,
                   "pose_topic": "odom", "pose_type": "odometry", "cmd_topic": "cmd_vel", "heartbeat_period": 2.0,
-                  "pose_timeout": 1.0, "coordinator_timeout": 0.0}
+                  "pose_timeout": 1.0, "coordinator_timeout": 0.0, "link": "per_robot"}
 
 
 class RobotHost(Node):
@@ -186,21 +187,81 @@ class RobotHost(Node):
         if not (self.values["pose_timeout"] > 0 and self.coordinator_timeout > 0):
             raise AltmarlError("pose_timeout and coordinator_timeout must be > 0 s (coordinator_timeout 0: three "
                                "decision periods)")
+        self.batch: RobotBatch | None = None
+        if self.values["link"] not in topics.LINKS:
+            raise AltmarlError(f"link must be one of {list(topics.LINKS)}, got {self.values['link']!r}")
+        if self.values["link"] == "batched":
+            if "robot_id" in self.values:
+                raise AltmarlError("link:=batched is for fleet processes in simulation; a robot_node (one robot per "
+                                   "computer) uses its own pose and command topics")
+            self._start_batch()
         self.create_timer(self.values["heartbeat_period"] / HEARTBEAT_SLICES, self._heartbeats)
         self.create_timer(self.world.control_dt, self._watch)
         warn_without_clock(self)
         wall_timer(self, STATUS_PERIOD, self._say_what_it_waits_for)
 
+    # --- the batched link: one pose array in, one command array out ---------------------------
+    def _start_batch(self) -> None:
+        first, last = self.values["first_robot"], self.values["last_robot"]
+        last = self.n if last < 0 else last
+        self.batch = RobotBatch(first, last, self.n, self.game.with_n(self.n), self.trained.local_policy,
+                                self.world, self.values["seed"])
+        self.batch_pose_topic = topics.batch_topic(first, last, "poses")
+        self.batch_cmd_pub = self.create_publisher(Float64MultiArray, topics.batch_topic(first, last, "cmd_vel"), 10)
+        self.batch_decision_pub = self.create_publisher(Int32MultiArray, topics.batch_topic(first, last, "decisions"),
+                                                        10)
+        self.create_subscription(PoseArray, self.batch_pose_topic, self._on_batch_poses, 10)
+        self.last_batch_pose: float | None = None
+        self.last_batch_cmd: float | None = None
+        self.said_batch_silent = False
+
+    def _on_batch_poses(self, msg: PoseArray) -> None:
+        batch = self.batch
+        if len(msg.poses) != len(batch):
+            self._drop(f"pose array on {self.batch_pose_topic}", topics.MessageError(
+                f"{len(msg.poses)} poses; expected {len(batch)} (robots {batch.first}..{batch.last - 1})"))
+            return
+        try:
+            poses = np.array([topics.parse_pose(p.position.x, p.position.y, topics.yaw_from_quaternion(
+                p.orientation.z, p.orientation.w, p.orientation.x, p.orientation.y)) for p in msg.poses])
+        except topics.MessageError as exc:
+            self._drop(f"pose array on {self.batch_pose_topic}", exc)
+            return
+        first = not batch.has_pose
+        batch.on_poses(poses)
+        self.last_batch_pose = self._now()
+        if first:
+            for robot_id in batch.ids:
+                self.announce_id(int(robot_id))
+        stamp = _seconds(msg.header.stamp)
+        now = stamp if stamp > 0.0 else self._now()
+        last = self.last_batch_cmd
+        if last is None or now < last or now - last >= 0.999 * self.world.control_dt:
+            self.last_batch_cmd = now
+            stop = self.coordinator_silent()
+            command = np.zeros((len(batch), 2)) if stop else batch.cmd_vel(self.world.control_dt)
+            self.batch_cmd_pub.publish(Float64MultiArray(data=command.ravel().tolist()))
+
+    def _hosted(self) -> list[tuple[int, bool]]:
+        """(robot id, has a pose) of every robot this process hosts, on either link."""
+        if self.batch is not None:
+            return [(int(i), self.batch.has_pose) for i in self.batch.ids]
+        return [(robot_id, robot.agent.pose is not None) for robot_id, robot in self.robots.items()]
+
     def _say_what_it_waits_for(self) -> None:
         """Name what keeps its robots from acting (no pose, no coordinator, no broadcast yet), throttled."""
-        if not self.robots:
+        hosted = self._hosted()
+        if not hosted:
             return
-        without_pose = [i for i, robot in self.robots.items() if robot.agent.pose is None]
-        if without_pose:
+        without_pose = [i for i, has_pose in hosted if not has_pose]
+        if without_pose and self.batch is not None:
+            self.get_logger().warning(f"no pose array yet on {self.batch_pose_topic}: the {len(hosted)} robots "
+                                      "publish nothing until the sim publishes it (link:=batched)")
+        elif without_pose:
             first = self.robots[without_pose[0]]
             topic = first.pose_topic
             self.get_logger().warning(
-                f"{len(without_pose)} of {len(self.robots)} robots have no pose yet (e.g. robot {without_pose[0]} "
+                f"{len(without_pose)} of {len(hosted)} robots have no pose yet (e.g. robot {without_pose[0]} "
                 f"on {topic}, {self.values['pose_type']}): they publish nothing until their driver, motion "
                 "capture or the sim publishes it")
         if not self.connected():
@@ -225,8 +286,12 @@ class RobotHost(Node):
                 and self.sample_pub.get_subscription_count() > 0 and self.heartbeat_pub.get_subscription_count() > 0)
 
     def announce(self, robot: RobotNode) -> None:
-        if robot.agent.pose is not None and self.connected():
-            self.heartbeat_pub.publish(Int32(data=robot.robot_id))
+        if robot.agent.pose is not None:
+            self.announce_id(robot.robot_id)
+
+    def announce_id(self, robot_id: int) -> None:
+        if self.connected():
+            self.heartbeat_pub.publish(Int32(data=robot_id))
 
     def _heartbeats(self) -> None:
         """Every robot with a pose, once per heartbeat period, spread over HEARTBEAT_SLICES ticks."""
@@ -234,9 +299,9 @@ class RobotHost(Node):
         self.tick += 1
         if not self.connected():
             return
-        for index, robot in enumerate(self.robots.values()):
-            if index % HEARTBEAT_SLICES == slice_ and robot.agent.pose is not None:
-                self.heartbeat_pub.publish(Int32(data=robot.robot_id))
+        for index, (robot_id, has_pose) in enumerate(self._hosted()):
+            if index % HEARTBEAT_SLICES == slice_ and has_pose:
+                self.heartbeat_pub.publish(Int32(data=robot_id))
 
     def _drop(self, what: str, exc: topics.MessageError) -> None:
         self.malformed += 1
@@ -259,6 +324,10 @@ class RobotHost(Node):
         if self.follower.switches > switches:
             self.get_logger().info(f"following coordinator session {session} from its step {step}")
         self.heard_coordinator = True
+        if self.batch is not None:
+            decisions = self.batch.on_global(step, global_state)
+            if decisions:
+                self.batch_decision_pub.publish(Int32MultiArray(data=topics.batch_decisions_data(step, decisions)))
         for robot in self.robots.values():
             robot.on_global(step, global_state)
 
@@ -270,6 +339,10 @@ class RobotHost(Node):
             return
         self.last_coordinator = self._now()
         requested = np.asarray(ids, dtype=np.int64)
+        if self.batch is not None:
+            for step_, robot_id, zone, x, y in self.batch.sample_replies(step, requested):
+                data = topics.sample_data(session, step_, robot_id, zone, x, y)
+                self.sample_pub.publish(Float64MultiArray(data=data))
         for robot_id in dict.fromkeys(ids):  # each asked robot answers once
             robot = self.robots.get(robot_id)
             if robot is None:
@@ -280,6 +353,18 @@ class RobotHost(Node):
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _watch_batch(self, now: float) -> None:
+        """No pose array for pose_timeout: every robot of the batch stops (zero velocity), said once."""
+        silent = self.last_batch_pose is not None and now - self.last_batch_pose > self.values["pose_timeout"]
+        if silent:
+            self.batch_cmd_pub.publish(Float64MultiArray(data=[0.0] * (2 * len(self.batch))))
+        if silent != self.said_batch_silent:
+            self.said_batch_silent = silent
+            if silent:
+                self.get_logger().warning(f"no pose array on {self.batch_pose_topic} for "
+                                          f"{self.values['pose_timeout']:.1f} s: {len(self.batch)} robots stopped "
+                                          "(zero velocity) until it is back")
 
     def coordinator_silent(self) -> bool:
         """Heard from a coordinator once, and not for coordinator_timeout since: robots stop."""
@@ -297,6 +382,8 @@ class RobotHost(Node):
                                           f"stopping {len(self.robots)} robots until it is back")
             else:
                 self.get_logger().info("the coordinator is back: robots move again")
+        if self.batch is not None:
+            self._watch_batch(now)
         for robot in self.robots.values():
             pose_silent = robot.pose_silent(now, self.values["pose_timeout"])
             if pose_silent:
@@ -312,6 +399,10 @@ def make_fleet() -> list[Node]:
     host = RobotHost()
     p = host.values
     last = p["n"] if p["last_robot"] < 0 else p["last_robot"]
+    if host.batch is not None:
+        host.get_logger().info(f"hosting robots {p['first_robot']}..{last - 1} on the batched link "
+                               f"({host.batch_pose_topic})")
+        return [host]
     for i in range(p["first_robot"], last):
         host.add(RobotNode(i, p, host, host.trained, host.world))
     host.get_logger().info(f"hosting robots {p['first_robot']}..{last - 1} on one executor")

@@ -1,7 +1,10 @@
 """sim_node: the swarm world (PyBullet or kinematic) behind ROS 2 topics.
 
 Subscribes /robot_<i>/cmd_vel and /leader/cmd_vel; publishes /robot_<i>/odom,
-/leader/odom and /clock, each at its own rate, robot markers for RViz, and /tf
+/leader/odom and /clock, each at its own rate (with `link:=batched`, instead of the
+per-robot topics: one geometry_msgs/PoseArray out and one command array in per fleet
+process, /altmarl/batch_<first>_<last>/{poses,cmd_vel}, for the ranges that
+`robots_per_process` gives, as the launch plan splits them), robot markers for RViz, and /tf
 (world -> <body>/base_link) for the bodies on the `tf_bodies` allow-list where
 tf2_msgs is installed (every ROS 2 install; the PyPI wheels have none, so there
 the node says once that it publishes no TF).
@@ -14,14 +17,16 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, TransformStamped, Twist
+from geometry_msgs.msg import Point, Pose, PoseArray, TransformStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
-from std_msgs.msg import ColorRGBA
+from std_msgs.msg import ColorRGBA, Float64MultiArray
 from visualization_msgs.msg import Marker, MarkerArray
 
+from altmarl_ros.launch_plan import robot_ranges
+from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.population import sample_initial_states
 from altmarl_ros.nodes import topics
 from altmarl_ros.nodes.common import QUIET_PUB, QUIET_SUB, declare, load_policy, load_world, run
@@ -29,6 +34,14 @@ from altmarl_ros.sim.world import SwarmWorld
 
 ZONE_COLOURS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.4, 0.74),
                 (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.5, 0.5, 0.5), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81))
+
+
+def _pose(x: float, y: float, yaw: float) -> Pose:
+    pose = Pose()
+    pose.position.x, pose.position.y = float(x), float(y)
+    o = pose.orientation
+    o.x, o.y, o.z, o.w = topics.quaternion_from_yaw(float(yaw))
+    return pose
 
 
 def stamp(seconds: float) -> Time:
@@ -41,7 +54,8 @@ class SimNode(Node):
         super().__init__("sim")
         p = declare(self, {"policy": "", "n": 20, "backend": "kinematic", "world_config": "", "seed": 0,
                            "speedup": 1.0, "odom_rate": 0.0, "clock_rate": 100.0, "marker_rate": 2.0,
-                           "cmd_timeout": 1.0, "tf_bodies": "leader", "tf_rate": 10.0})
+                           "cmd_timeout": 1.0, "tf_bodies": "leader", "tf_rate": 10.0, "link": "per_robot",
+                           "robots_per_process": 25})
         trained = load_policy(p["policy"])
         self.world_config = load_world(p["world_config"], trained.game.num_local_states, backend=p["backend"])
         game = trained.game.with_n(p["n"])
@@ -56,7 +70,18 @@ class SimNode(Node):
         self.subscriptions_ = [self.create_subscription(Twist, f"/{topics.LEADER}/cmd_vel",
                                                         lambda m: self._on_cmd(0, m), 10)]
         self.odom_pubs = [self.create_publisher(Odometry, f"/{topics.LEADER}/odom", 10)]
-        for i in range(self.n):  # per robot: no QoS event handlers (see common.QUIET_SUB)
+        if p["link"] not in topics.LINKS:
+            raise AltmarlError(f"link must be one of {list(topics.LINKS)}, got {p['link']!r}")
+        if p["robots_per_process"] < 1:
+            raise AltmarlError(f"robots_per_process must be >= 1, got {p['robots_per_process']}")
+        self.batches = robot_ranges(self.n, p["robots_per_process"]) if p["link"] == "batched" else []
+        self.batch_pubs = []
+        for first, last in self.batches:  # one pose array out, one command array in, per fleet process
+            self.batch_pubs.append(self.create_publisher(PoseArray, topics.batch_topic(first, last, "poses"), 10))
+            self.subscriptions_.append(self.create_subscription(
+                Float64MultiArray, topics.batch_topic(first, last, "cmd_vel"),
+                lambda m, first=first, last=last: self._on_batch_cmd(first, last, m), 10))
+        for i in range(self.n if not self.batches else 0):  # per robot: no QoS event handlers (see QUIET_SUB)
             ns = topics.robot_namespace(i)
             self.subscriptions_.append(self.create_subscription(
                 Twist, f"/{ns}/cmd_vel", lambda m, body=i + 1: self._on_cmd(body, m), 10, event_callbacks=QUIET_SUB))
@@ -92,6 +117,16 @@ class SimNode(Node):
             return
         self.cmd_time[body] = self.world.time
 
+    def _on_batch_cmd(self, first: int, last: int, msg: Float64MultiArray) -> None:
+        try:
+            values = topics.parse_batch_cmd(msg.data, last - first)
+        except topics.MessageError as exc:
+            self.get_logger().warning(f"dropped a command array for robots {first}..{last - 1}: {exc}",
+                                      throttle_duration_sec=5.0)
+            return
+        self.cmd[first + 1:last + 1] = np.reshape(values, (last - first, 2))
+        self.cmd_time[first + 1:last + 1] = self.world.time
+
     def _tick(self) -> None:
         fresh = self.world.time - self.cmd_time <= self.cmd_timeout
         command = np.where(fresh[:, None], self.cmd, 0.0)
@@ -122,6 +157,11 @@ class SimNode(Node):
 
     def _publish_odom(self, now: Time) -> None:
         poses, twists = self.world.poses(), self.world.twists()
+        for (first, last), publisher in zip(self.batches, self.batch_pubs, strict=True):
+            msg = PoseArray()
+            msg.header.stamp, msg.header.frame_id = now, topics.WORLD_FRAME
+            msg.poses = [_pose(*poses[body]) for body in range(first + 1, last + 1)]
+            publisher.publish(msg)
         for body, publisher in enumerate(self.odom_pubs):
             msg = Odometry()
             msg.header.stamp = now

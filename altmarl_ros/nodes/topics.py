@@ -11,6 +11,9 @@
 | /robot_<i>/decision | std_msgs/Int32MultiArray | [step, zone, local action, destination zone] |
 | /robot_<i>/odom, /leader/odom | nav_msgs/Odometry | pose and twist in frame `world` |
 | /robot_<i>/cmd_vel, /leader/cmd_vel | geometry_msgs/Twist | linear.x, angular.z |
+| /altmarl/batch_<a>_<b>/poses | geometry_msgs/PoseArray | batched: robots a..b-1 in id order, stamp = sim time |
+| /altmarl/batch_<a>_<b>/cmd_vel | std_msgs/Float64MultiArray | batched: [v_a, w_a, ..., v_b-1, w_b-1] |
+| /altmarl/batch_<a>_<b>/decisions | std_msgs/Int32MultiArray | batched: [step, (id, zone, action, destination)...] |
 | /clock | rosgraph_msgs/Clock | simulated time |
 | /tf | tf2_msgs/TFMessage | world -> <body>/base_link for the bodies on the sim's `tf_bodies` allow-list |
 
@@ -41,6 +44,14 @@ WORLD_FRAME = "world"
 
 def robot_namespace(robot_id: int) -> str:
     return f"robot_{robot_id}"
+
+
+LINKS = ("per_robot", "batched")  # how the sim and the fleets exchange poses and commands (see batch_topic)
+
+
+def batch_topic(first: int, last: int, name: str) -> str:
+    """A batched-link topic of the fleet process hosting robots [first, last): poses, cmd_vel or decisions."""
+    return f"/altmarl/batch_{first}_{last}/{name}"
 
 
 def yaw_from_quaternion(z: float, w: float, x: float = 0.0, y: float = 0.0) -> float:
@@ -174,6 +185,31 @@ def parse_twist(linear: float, angular: float) -> tuple[float, float]:
     if not (math.isfinite(linear) and math.isfinite(angular)):
         raise MessageError("velocity command contains NaN or inf")
     return float(linear), float(angular)
+
+
+def parse_batch_cmd(data: Sequence[float], count: int) -> list[float]:
+    """A batched command message: 2 x count finite values, (v, omega) per robot in id order."""
+    if len(data) != 2 * count:
+        raise MessageError(f"length {len(data)}; expected {2 * count} (v, omega for each of {count} robots)")
+    values = [float(v) for v in data]
+    if not all(math.isfinite(v) for v in values):
+        raise MessageError("velocity command contains NaN or inf")
+    return values
+
+
+def batch_decisions_data(step: int, decisions: Sequence[tuple[int, int, int, int]]) -> list[int]:
+    return [step, *(int(v) for decision in decisions for v in decision)]
+
+
+def parse_batch_decisions(data: Sequence[int], n: int) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """[step, (id, zone, action, destination) ...]: ids must lie in [0, n)."""
+    if len(data) < 1 or (len(data) - 1) % 4 or len(data) > 1 + 4 * n:
+        raise MessageError(f"length {len(data)}; expected 1 + 4 x robots (at most {n} robots)")
+    step = _integer(data[0], "step", 1, MAX_SESSION)
+    rows = [tuple(int(v) for v in data[i:i + 4]) for i in range(1, len(data), 4)]
+    if any(not 0 <= row[0] < n for row in rows):
+        raise MessageError(f"robot id outside [0, {n})")
+    return step, rows
 
 
 class SessionFollower:

@@ -40,13 +40,17 @@ def wrap_angle(angle: np.ndarray) -> np.ndarray:
 
 
 class GoToController:
-    """Stateless apart from its parameters; one instance per group of bodies."""
+    """Stateless apart from its parameters; one instance per group of bodies.
+
+    `neighbours=False` evaluates every body as if it were alone (no repulsion, sliding or blocking): a
+    robot that knows only its own pose, batched."""
 
     def __init__(self, radii: np.ndarray, max_linear: float, max_angular: float,
-                 gains: ControllerGains | None = None) -> None:
+                 gains: ControllerGains | None = None, neighbours: bool = True) -> None:
         self.radii = np.asarray(radii, dtype=float)
         self.max_linear, self.max_angular = max_linear, max_angular
         self.gains = gains or ControllerGains()
+        self.neighbours = neighbours
 
     def __call__(self, poses: np.ndarray, targets: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
         """(linear, angular) for each body (x, y, yaw) heading to its target (x, y)."""
@@ -55,8 +59,9 @@ class GoToController:
         distance = np.hypot(to_target[:, 0], to_target[:, 1])
         desired = to_target * np.minimum(g.distance_gain, self.max_linear / np.maximum(distance, 1e-9))[:, None]
         desired[distance < g.arrive_tolerance] = 0.0
-        desired += self._repulsion(poses)
-        desired = self._slide(poses, desired, dt)
+        if self.neighbours:
+            desired += self._repulsion(poses)
+            desired = self._slide(poses, desired, dt)
         speed = np.hypot(desired[:, 0], desired[:, 1])
         scale = np.minimum(1.0, self.max_linear / np.maximum(speed, 1e-9))
         desired *= scale[:, None]
@@ -69,7 +74,8 @@ class GoToController:
         angular = np.clip(g.heading_gain * steer, -self.max_angular, self.max_angular)
         idle = speed < 1e-3
         linear[idle], angular[idle] = 0.0, 0.0
-        linear[self._blocked(poses, linear, dt)] = 0.0
+        if self.neighbours:
+            linear[self._blocked(poses, linear, dt)] = 0.0
         return linear, angular
 
     def _pairs(self, poses: np.ndarray, reach: float):
