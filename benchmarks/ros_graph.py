@@ -4,9 +4,10 @@ For each n (default 10, 100, 1000) one fresh Python process starts the whole
 graph with `altmarl_ros.system.run_system` (real rclpy, one OS process per
 node as the supervisor starts them) and its passive monitor, on a private DDS
 domain kept on localhost (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST,
-ROS_LOCALHOST_ONLY=1). Settings: kinematic backend, speedup 1.0 (real time),
+ROS_LOCALHOST_ONLY=1). Settings: kinematic backend, speedup `--speedup`,
 decision_period 1.0 s (1 Hz decisions), control_rate 10 Hz (odometry and
-cmd_vel at 10 Hz per robot), k = 4 with a k = 4 policy trained once per
+cmd_vel at 10 Hz per robot, or per fleet's pose and command arrays on the
+batched link), k = 4 with a k = 4 policy trained once per
 invocation (``alternate(make_game('zones'), 4, AlternationConfig(rounds=1,
 certify=False, eval_seeds=2), seed=0)`` + ``save_result``). Geometry as in
 world_step_rate.py: spacing 0.45 m, zone_radius grown from 1.85 m in 0.05 m
@@ -55,7 +56,17 @@ Measured:
   up" (the last fleet): when each process logged its first INFO line, right
   after building its nodes (ROS log stamps are wall-clock epoch).
 
-Run:  python3 benchmarks/ros_graph.py [--n 10 100 1000] [--steps S] [--robots-per-process R]
+Links: every n runs on both links (`--link`), per_robot only up to
+`--per-robot-max-n` (1000). speedup asked: `--speedup` (default 8); the RTF is
+what the graph kept. After the tables the script prints issue 10's targets
+(batched n = 1000 at RTF >= 4, n = 10,000 at RTF >= 1, startup < 10 s at
+n = 1000, k sample messages per step at every n) with what was measured, and
+the transport reference: `--transport-n` poses at the control rate between two
+rclpy processes, on one nav_msgs/Odometry topic per pose against one
+geometry_msgs/PoseArray per tick (delivered poses/s, publisher ticks/s, CPU %).
+
+Run:  python3 benchmarks/ros_graph.py [--n 10 100 1000 10000] [--link per_robot batched] [--speedup 8]
+                                      [--steps S] [--robots-per-process R] [--transport-n 1000]
                                       [--timeout T] [--json out.json]
 
 Wall-clock measurements; they depend on the machine and its load.
@@ -96,7 +107,6 @@ SCRIPT = str(Path(__file__).resolve())
 K = 4
 DECISION_PERIOD = 1.0  # s (sim time)
 CONTROL_RATE = 10.0  # Hz
-SPEEDUP = 1.0
 SPACING = 0.45
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -188,12 +198,17 @@ def measure_graph(case: dict[str, Any]) -> dict[str, Any]:
                           + f"  decision_period: {DECISION_PERIOD}\n  control_rate: {CONTROL_RATE}\n")
     config = LaunchConfig(n=n, k=K, policy=case["policy"], backend="kinematic",
                           robots_per_process=case["robots_per_process"], world_config=str(world_yaml),
-                          speedup=SPEEDUP, decision_steps=0, seed=0)
+                          speedup=case["speedup"], decision_steps=0, seed=0, link=case["link"])
     plan = build_launch_plan(config)
 
     ranges = [(s.parameters["first_robot"], s.parameters["last_robot"]) for s in plan
               if s.executable == "fleet_node"]
-    probes = sorted({robot for first, last in ranges for robot in (first, last - 1)})
+    # the achieved control rate: per-robot link, the cmd_vel of the first and last robot of every fleet
+    # process; batched link, every fleet's command array
+    if case["link"] == "batched":
+        probes = [first for first, _ in ranges]
+    else:
+        probes = sorted({robot for first, last in ranges for robot in (first, last - 1)})
     cmd_times: dict[int, list[float]] = {robot: [] for robot in probes}
     received: list[tuple[float, dict]] = []  # (monotonic wall at the monitor's stats callback, stats)
     state: dict[str, Any] = {"monitor": None, "launch": None, "spawned": None, "start": None, "end": None,
@@ -209,12 +224,19 @@ def measure_graph(case: dict[str, Any]) -> dict[str, Any]:
     def init(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
         state["monitor"] = self
-        # the achieved control rate: cmd_vel of the first and last robot of every fleet process
         from geometry_msgs.msg import Twist
+        from std_msgs.msg import Float64MultiArray
 
-        for robot in probes:
-            self.create_subscription(Twist, f"/robot_{robot}/cmd_vel",
-                                     lambda _, r=robot: cmd_times[r].append(time.monotonic()), 10)
+        from altmarl_ros.nodes.topics import batch_topic
+
+        if case["link"] == "batched":
+            for first, last in ranges:
+                self.create_subscription(Float64MultiArray, batch_topic(first, last, "cmd_vel"),
+                                         lambda _, r=first: cmd_times[r].append(time.monotonic()), 10)
+        else:
+            for robot in probes:
+                self.create_subscription(Twist, f"/robot_{robot}/cmd_vel",
+                                         lambda _, r=robot: cmd_times[r].append(time.monotonic()), 10)
 
     def on_stats(self, msg):
         received.append((time.monotonic(), json.loads(msg.data)))
@@ -297,7 +319,8 @@ def _collect(case, plan, geometry, received, state, cmd_times, probes, started, 
         end_reason = "no end snapshot"
 
     result: dict[str, Any] = {
-        **geometry, "robots_per_process": case["robots_per_process"],
+        **geometry, "robots_per_process": case["robots_per_process"], "link": case["link"],
+        "speedup": case["speedup"],
         "fleet_processes": sum(1 for s in plan if s.executable == "fleet_node"), "processes": len(plan),
         "steps_requested": steps, "timeout_s": case["timeout"], "domain_id": case["domain_id"],
         "log_dir": str(work / "logs"), "total_wall_s": total_wall, "error": error,
@@ -399,10 +422,89 @@ def _collect(case, plan, geometry, received, state, cmd_times, probes, started, 
     return result
 
 
+TRANSPORT_PUBLISHER = """
+import sys, time
+import rclpy
+from geometry_msgs.msg import Pose, PoseArray
+from nav_msgs.msg import Odometry
+mode, n, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+rclpy.init()
+node = rclpy.create_node("transport_pub")
+if mode == "per_topic":
+    pubs = [node.create_publisher(Odometry, f"/t/robot_{i}/odom", 10) for i in range(n)]
+else:
+    pub = node.create_publisher(PoseArray, "/t/poses", 10)
+time.sleep(3.0)  # discovery
+ticks, end, next_tick = 0, time.monotonic() + seconds, time.monotonic()
+while time.monotonic() < end:
+    if mode == "per_topic":
+        for i, publisher in enumerate(pubs):
+            msg = Odometry()
+            msg.pose.pose.position.x = float(i)
+            publisher.publish(msg)
+    else:
+        msg = PoseArray()
+        msg.poses = [Pose() for _ in range(n)]
+        for i, pose in enumerate(msg.poses):
+            pose.position.x = float(i)
+        pub.publish(msg)
+    ticks += 1
+    next_tick += 1.0 / rate
+    time.sleep(max(0.0, next_tick - time.monotonic()))
+print(ticks, flush=True)
+"""
+
+
+def measure_transport(case: dict[str, Any]) -> dict[str, Any]:
+    """Child: n poses at `rate` Hz from one rclpy process to another, on n Odometry topics or in one PoseArray."""
+    os.environ["ROS_DOMAIN_ID"] = str(case["domain_id"])
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ["ROS_LOCALHOST_ONLY"] = "1"
+    import rclpy
+    from geometry_msgs.msg import PoseArray
+    from nav_msgs.msg import Odometry
+
+    mode, n, rate, seconds = case["mode"], case["n"], case["rate"], case["seconds"]
+    rclpy.init()
+    node = rclpy.create_node("transport_sub")
+    received = {"poses": 0}
+
+    def count(poses: int):
+        def on_message(_msg) -> None:
+            received["poses"] += poses
+        return on_message
+
+    if mode == "per_topic":
+        for i in range(n):
+            node.create_subscription(Odometry, f"/t/robot_{i}/odom", count(1), 10)
+    else:
+        node.create_subscription(PoseArray, "/t/poses", count(n), 10)
+    publisher = subprocess.Popen([sys.executable, "-c", TRANSPORT_PUBLISHER, mode, str(n), str(rate),
+                                  str(seconds + 3.0)], stdout=subprocess.PIPE, text=True)
+    begin = time.monotonic()
+    window: dict[str, Any] = {}
+    while publisher.poll() is None:
+        rclpy.spin_once(node, timeout_sec=0.05)
+        elapsed = time.monotonic() - begin
+        if "start" not in window and elapsed >= 4.0:  # 3 s of discovery, then 1 s of warm-up
+            window["start"] = (time.monotonic(), received["poses"], cpu_ticks(publisher.pid), cpu_ticks("self"))
+        if "start" in window and "end" not in window and elapsed >= 4.0 + seconds - 1.5:
+            window["end"] = (time.monotonic(), received["poses"], cpu_ticks(publisher.pid), cpu_ticks("self"))
+    ticks = int(publisher.stdout.read().split()[-1])
+    node.destroy_node()
+    rclpy.shutdown()
+    (w0, r0, p0, s0), (w1, r1, p1, s1) = window["start"], window["end"]
+    wall = w1 - w0
+    return {"mode": mode, "n": n, "rate": rate, "offered_poses_per_s": n * rate,
+            "delivered_poses_per_s": (r1 - r0) / wall, "publisher_ticks_per_s": ticks / (seconds + 3.0),
+            "publisher_cpu_pct": 100.0 * (p1 - p0) / TICKS / wall,
+            "subscriber_cpu_pct": 100.0 * (s1 - s0) / TICKS / wall}
+
+
 def run_child(case_json: str) -> None:
     use_repo_package()
     case = json.loads(case_json)
-    emit_result({"train": train_policy, "graph": measure_graph}[case["kind"]](case))
+    emit_result({"train": train_policy, "graph": measure_graph, "transport": measure_transport}[case["kind"]](case))
 
 
 # --- parent ------------------------------------------------------------------------------------
@@ -462,13 +564,14 @@ def _f(value: Any, fmt: str = ".2f") -> str:
 
 
 def print_tables(rows: list[dict[str, Any]]) -> None:
-    print(f"\nROS 2 node graph: kinematic, speedup {SPEEDUP:g} (real time), {1 / DECISION_PERIOD:g} Hz decisions, "
+    print(f"\nROS 2 node graph: kinematic, speedup asked {rows[0].get('speedup') if rows else '-'}, "
+          f"{1 / DECISION_PERIOD:g} Hz decisions, "
           f"{CONTROL_RATE:g} Hz control, k = {K}; cpu_count = {os.cpu_count()} (100 % = one core)\n")
     print(format_table(
-        ["n", "procs", "rob/proc", "zone r m", "sim up s", "fleets up s", "startup s", "1st step", "known@1st",
+        ["n", "link", "procs", "rob/proc", "zone r m", "sim up s", "fleets up s", "startup s", "1st step", "known@1st",
          "all known s", "window steps",
          "sim s", "wall s", "RTF", "wall/step max s", "cmd Hz min", "cmd Hz mean", "end"],
-        [[str(r["n"]), str(r["processes"]), str(r["robots_per_process"]), f"{r['zone_radius']:.2f}",
+        [[str(r["n"]), r.get("link", "-"), str(r["processes"]), str(r["robots_per_process"]), f"{r['zone_radius']:.2f}",
           _f(r.get("sim_up_s"), ".1f"), _f(r.get("fleets_up_max_s"), ".1f"),
           _f(r.get("startup_s"), ".1f"), str(r.get("first_step_seen", "-")), str(r.get("known_at_first_step", "-")),
           _f(r.get("all_known_s"), ".1f"),
@@ -480,9 +583,10 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
          for r in rows]))
     print("\nCPU % over the window (sum over a role's processes) and peak RSS (VmHWM) MiB at the window's end")
     print(format_table(
-        ["n", "children %", "sim %", "fleets %", "coord %", "monitor %", "machine busy %", "RSS sim",
+        ["n", "link", "children %", "sim %", "fleets %", "coord %", "monitor %", "machine busy %", "RSS sim",
          "RSS fleet max", "RSS fleets sum", "RSS coord", "RSS monitor"],
-        [[str(r["n"]), _f(r.get("cpu_pct_children"), ".0f"), _f(r.get("cpu_pct_role", {}).get("sim"), ".0f"),
+        [[str(r["n"]), r.get("link", "-"), _f(r.get("cpu_pct_children"), ".0f"),
+          _f(r.get("cpu_pct_role", {}).get("sim"), ".0f"),
           _f(r.get("cpu_pct_role", {}).get("fleet"), ".0f"), _f(r.get("cpu_pct_role", {}).get("coordinator"), ".0f"),
           _f(r.get("cpu_pct_monitor"), ".0f"), _f(r.get("machine_busy_pct"), ".0f"),
           _f(r.get("peak_rss_mib_sim"), ".0f"), _f(r.get("peak_rss_mib_fleet_max"), ".0f"),
@@ -490,9 +594,9 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
           _f(r.get("peak_rss_mib_monitor"), ".0f")] for r in rows]))
     print(f"\nMessages per decision step at the coordinator over the window (target: k = {K} whatever n is)")
     print(format_table(
-        ["n", "monitor steps", "samples/step mean", "max", "min", "steps != k", "coord steps", "replies/step",
+        ["n", "link", "monitor steps", "samples/step mean", "max", "min", "steps != k", "coord steps", "replies/step",
          "requests/step", "late", "rejected", "timeouts", "k_eff min"],
-        [[str(r["n"]), str(r.get("monitor_steps", "-")), _f(r.get("samples_per_step_mean")),
+        [[str(r["n"]), r.get("link", "-"), str(r.get("monitor_steps", "-")), _f(r.get("samples_per_step_mean")),
           str(r.get("samples_per_step_max", "-")), str(r.get("samples_per_step_min", "-")),
           str(r.get("steps_not_k", "-")), str(r.get("coord_window", {}).get("steps", "-")),
           _f(r.get("coord_replies_per_step")), _f(r.get("coord_requests_per_step")),
@@ -518,14 +622,25 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
         if r.get("teardown", "ok") != "ok":
             notes.append(f"teardown: {r['teardown']}")
         if notes:
-            print(f"n={r['n']}: " + "; ".join(notes))
+            print(f"n={r['n']} {r.get('link', '')}: " + "; ".join(notes))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[10, 100, 1000], help="robots (plus one leader)")
+    parser.add_argument("--n", type=int, nargs="+", default=[10, 100, 1000, 10000], help="robots (plus one leader)")
+    parser.add_argument("--link", nargs="+", default=["per_robot", "batched"], choices=["per_robot", "batched"],
+                        help="sim <-> fleet links to measure at every n (default both)")
+    parser.add_argument("--per-robot-max-n", type=int, default=1000,
+                        help="largest n run on the per-robot link (default 1000: one topic per robot beyond that "
+                             "only measures the middleware)")
+    parser.add_argument("--speedup", type=float, default=8.0,
+                        help="simulated seconds per wall second asked of the sim (default 8; the RTF measured is "
+                             "what the graph keeps up with)")
+    parser.add_argument("--transport-n", type=int, default=1000,
+                        help="poses of the transport reference (0 = skip it)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="decision steps in the measured window (default 20 for n <= 100, else 10)")
+                        help="decision steps in the measured window (default: 20 for n <= 100, else 10, "
+                             "times ceil(speedup))")
     parser.add_argument("--robots-per-process", type=int, default=None,
                         help="robot nodes per fleet process (default 50 for n <= 100, else 125)")
     parser.add_argument("--timeout", type=float, default=None,
@@ -547,6 +662,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def transport_reference(n: int, domain: int) -> dict[str, Any]:
+    """The middleware's limit on this machine: n poses at the control rate on n topics, and in one message."""
+    rows = {}
+    for offset, mode in enumerate(("per_topic", "one_message")):
+        case = {"kind": "transport", "mode": mode, "n": n, "rate": CONTROL_RATE, "seconds": 8.0,
+                "domain_id": domain + offset}
+        rows[mode] = run_case(SCRIPT, case)
+    return rows
+
+
+def print_targets(rows: list[dict[str, Any]], transport: dict[str, Any] | None) -> None:
+    """Issue 10's targets next to what was measured (kinematic; RTF needs --speedup at least the target)."""
+    def find(n: int, link: str) -> dict[str, Any] | None:
+        return next((r for r in rows if r["n"] == n and r["link"] == link), None)
+
+    table = []
+    for n, link, what, target, value, ok in (
+            (1000, "batched", "real-time factor", ">= 4", "rtf", lambda v: v >= 4.0),
+            (10000, "batched", "real-time factor", ">= 1", "rtf", lambda v: v >= 1.0),
+            (1000, "batched", "startup s (launch -> first step)", "< 10", "startup_s", lambda v: v < 10.0)):
+        r = find(n, link)
+        v = None if r is None else r.get(value)
+        table.append([str(n), link, what, target, _f(v), "-" if v is None else ("met" if ok(v) else "NOT MET")])
+    for r in rows:
+        v = r.get("samples_per_step_max")
+        table.append([str(r["n"]), r["link"], "sample messages per step (max over the window)", f"= k = {K}",
+                      "-" if v is None else str(v), "-" if v is None else ("met" if v <= K and
+                                                                          r.get("samples_per_step_min") == K
+                                                                          else "NOT MET")])
+    print("\nTargets (issue 10)")
+    print(format_table(["n", "link", "measure", "target", "measured", ""], table))
+    if transport:
+        print(f"\nTransport reference: {transport['per_topic']['n']} poses at {CONTROL_RATE:g} Hz between two rclpy "
+              "processes (nav_msgs/Odometry on one topic per pose, or one geometry_msgs/PoseArray per tick)")
+        print(format_table(
+            ["layout", "offered poses/s", "delivered poses/s", "publisher ticks/s", "publisher CPU %",
+             "subscriber CPU %"],
+            [[mode, _f(t["offered_poses_per_s"], ".0f"), _f(t["delivered_poses_per_s"], ".0f"),
+              _f(t["publisher_ticks_per_s"], ".1f"), _f(t["publisher_cpu_pct"], ".0f"),
+              _f(t["subscriber_cpu_pct"], ".0f")] for mode, t in transport.items()]))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.one is not None:
@@ -559,25 +716,35 @@ def main(argv: list[str] | None = None) -> None:
     trained = run_case(SCRIPT, {"kind": "train", "out": str(work / "policy")})
     print(f"trained the k={K} policy in {trained['train_s']:.1f} s", file=sys.stderr, flush=True)
     rows = []
-    for i, n in enumerate(args.n):
-        # a domain (and so Fast DDS ports) of its own per n: a killed process can leave a port's
+    cases = [(n, link) for n in args.n for link in args.link if link == "batched" or n <= args.per_robot_max_n]
+    for i, (n, link) in enumerate(cases):
+        # a domain (and so Fast DDS ports) of its own per case: a killed process can leave a port's
         # shared-memory segment locked, and the next run on the same ports would block on it
-        case = {"kind": "graph", "n": n, "policy": trained["policy"], "work": str(work / f"n{n}"),
-                "steps": args.steps or default_steps(n),
+        case = {"kind": "graph", "n": n, "link": link, "speedup": args.speedup, "policy": trained["policy"],
+                "work": str(work / f"n{n}-{link}"),
+                "steps": args.steps or default_steps(n) * math.ceil(args.speedup),
                 "robots_per_process": args.robots_per_process or default_robots_per_process(n),
-                "timeout": args.timeout or default_timeout(n), "wait_all": args.wait_all, "domain_id": domain + i}
-        print(f"n={n}: {math.ceil(n / case['robots_per_process'])} fleet process(es), {case['steps']} steps ...",
-              file=sys.stderr, flush=True)
+                "timeout": args.timeout or default_timeout(n), "wait_all": args.wait_all,
+                "domain_id": (domain + i - 1) % 200 + 1}
+        print(f"n={n} {link}: {math.ceil(n / case['robots_per_process'])} fleet process(es), {case['steps']} "
+              "steps ...", file=sys.stderr, flush=True)
         rows.append({"n": n, **run_graph_case(case, args.teardown_timeout)})
+    transport = None
+    if args.transport_n:
+        print(f"transport reference, {args.transport_n} poses ...", file=sys.stderr, flush=True)
+        transport = transport_reference(args.transport_n, (domain + len(cases)) % 200 + 1)
     print_tables(rows)
+    print_targets(rows, transport)
     if args.json:
         write_json(args.json, {
             "benchmark": "ros_graph",
             "command": [sys.executable, *sys.argv],
             "settings": {"k": K, "decision_period": DECISION_PERIOD, "control_rate": CONTROL_RATE,
-                         "speedup": SPEEDUP, "backend": "kinematic", "spacing": SPACING, "wait_all": args.wait_all,
+                         "speedup": args.speedup, "backend": "kinematic", "spacing": SPACING, "wait_all": args.wait_all,
                          "train_s": trained["train_s"], "work_dir": str(work)},
-            "targets": {"n100_rtf_min": 1.0, "n1000": "running", "coordinator_messages_per_step": K},
+            "targets": {"n1000_batched_rtf_min": 4.0, "n10000_batched_rtf_min": 1.0, "n1000_startup_s_max": 10.0,
+                        "coordinator_messages_per_step": K},
+            "transport_reference": transport,
             "machine": machine_info(),
             "results": rows,
         })

@@ -128,3 +128,17 @@ def test_every_documented_launch_argument_is_declared_by_a_launch_file():
 def test_robots_that_do_not_fit_in_a_zone_are_refused_before_anything_starts(policy):
     with pytest.raises(LaunchError, match="n=500 robots do not fit"):
         build_launch_plan(LaunchConfig(n=500, k=4, policy=policy))
+
+
+def test_the_batched_link_reaches_the_sim_the_fleets_and_the_recorder_and_is_for_simulation_only(policy, tmp_path):
+    plan = build_launch_plan(LaunchConfig(n=30, k=4, policy=policy, robots_per_process=10, link="batched",
+                                          record=str(tmp_path / "rec")))
+    by_name = {spec.name: spec for spec in plan}
+    assert by_name["sim"].parameters["link"] == "batched" and by_name["sim"].parameters["robots_per_process"] == 10
+    assert [by_name[f"fleet_{i}"].parameters["link"] for i in range(3)] == ["batched"] * 3
+    assert by_name["recorder"].parameters["link"] == "batched"
+    with pytest.raises(LaunchError, match="link:=batched is for the simulator"):
+        build_launch_plan(LaunchConfig(n=30, k=4, policy=policy, link="batched", hardware=True))
+    with pytest.raises(LaunchError, match="unknown link 'bulk'; valid links"):
+        build_launch_plan(LaunchConfig(n=30, k=4, policy=policy, link="bulk"))
+    assert config_from_strings({"link": "batched"}).link == "batched"

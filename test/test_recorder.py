@@ -250,6 +250,12 @@ def test_topic_types_and_defaults():
     assert topic_type("/tf:tf2_msgs/TFMessage") == ("/tf", "tf2_msgs/msg/TFMessage")
     with pytest.raises(RecordingError, match="give it as '/scan:pkg/msg/Type'"):
         topic_type("/scan")
+    batched = default_topics(20, [(0, 10), (10, 20)])  # the batched link: arrays per fleet, no robot topics
+    assert not any(t.startswith("/robot_") for t in batched) and len(batched) == 6 + 1 + 2 + 2 * 3
+    assert dict(topic_type(t) for t in batched if "batch_10_20" in t) == {
+        "/altmarl/batch_10_20/poses": "geometry_msgs/msg/PoseArray",
+        "/altmarl/batch_10_20/cmd_vel": "std_msgs/msg/Float64MultiArray",
+        "/altmarl/batch_10_20/decisions": "std_msgs/msg/Int32MultiArray"}
 
 
 @pytest.fixture(autouse=True)

@@ -24,6 +24,12 @@ and `ros2 param list` show the fleet's host node, which holds the parameters
 (`ros2 node list -a` shows them all); a tool that asked each robot node for its
 parameters would wait seconds per node for services they do not have. The
 single-robot executable (hardware: one robot per computer) keeps a full node.
+
+With `link:=batched` (simulation) a fleet hosts no robot nodes: its host takes one
+geometry_msgs/PoseArray of its robots per control tick from the sim, evaluates their
+agents and controllers as arrays (`agents.robot_batch.RobotBatch`) and answers with one
+command array; decisions go out as one array per step. The coordinator traffic,
+heartbeats and the stops on a silent pose source or coordinator are the same.
 """
 
 from __future__ import annotations
