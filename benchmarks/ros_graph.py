@@ -16,7 +16,8 @@ arena = ring + zone + 0.5.
 
 Processes: one sim, ceil(n / robots_per_process) fleet processes (default
 robots_per_process 50 for n <= 100 and 125 beyond: n = 10 -> 1 fleet,
-100 -> 2, 1000 -> 8) and one coordinator.
+100 -> 2, 1000 -> 8; on the batched link beyond n = 1000, 4 fleets) and one
+coordinator.
 
 The measured window ("stepping phase") is `--steps` decision steps, starting
 at the first coordinator step (stats message) at which every robot is known
@@ -115,7 +116,10 @@ def default_steps(n: int) -> int:
     return 20 if n <= 100 else 10
 
 
-def default_robots_per_process(n: int) -> int:
+def default_robots_per_process(n: int, link: str = "per_robot") -> int:
+    """50 for n <= 100, else 125; on the batched link beyond 1000 robots, four fleet processes."""
+    if link == "batched" and n > 1000:
+        return math.ceil(n / 4)
     return 50 if n <= 100 else 125
 
 
@@ -642,7 +646,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="decision steps in the measured window (default: 20 for n <= 100, else 10, "
                              "times ceil(speedup))")
     parser.add_argument("--robots-per-process", type=int, default=None,
-                        help="robot nodes per fleet process (default 50 for n <= 100, else 125)")
+                        help="robots per fleet process (default 50 for n <= 100, else 125; batched beyond "
+                             "n = 1000: n / 4)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="wall seconds per n before the run is stopped (default 150 for n <= 100, else 600)")
     parser.add_argument("--wait-all", type=float, default=120.0,
@@ -723,7 +728,7 @@ def main(argv: list[str] | None = None) -> None:
         case = {"kind": "graph", "n": n, "link": link, "speedup": args.speedup, "policy": trained["policy"],
                 "work": str(work / f"n{n}-{link}"),
                 "steps": args.steps or default_steps(n) * math.ceil(args.speedup),
-                "robots_per_process": args.robots_per_process or default_robots_per_process(n),
+                "robots_per_process": args.robots_per_process or default_robots_per_process(n, link),
                 "timeout": args.timeout or default_timeout(n), "wait_all": args.wait_all,
                 "domain_id": (domain + i - 1) % 200 + 1}
         print(f"n={n} {link}: {math.ceil(n / case['robots_per_process'])} fleet process(es), {case['steps']} "

@@ -347,19 +347,37 @@ def test_a_robot_stops_by_itself_when_its_pose_or_its_coordinator_falls_silent(p
 
 
 
-def _pose_array(xy_yaw, stamp: float):
+def _pose_array(xy_yaw, stamp: float) -> bytes:
+    """Serialized by rclpy itself, as a batched fleet receives it (a raw subscription)."""
     from geometry_msgs.msg import Pose, PoseArray
+    from rclpy.serialization import serialize_message
 
     from altmarl_ros.nodes import topics
 
     msg = PoseArray()
     msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int(round((stamp % 1) * 1e9))
+    msg.header.frame_id = topics.WORLD_FRAME
     for x, y, yaw in xy_yaw:
         pose = Pose()
         pose.position.x, pose.position.y = float(x), float(y)
         pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = topics.quaternion_from_yaw(yaw)
         msg.poses.append(pose)
-    return msg
+    return bytes(serialize_message(msg))
+
+
+def test_the_batched_links_pose_array_is_what_rclpy_serializes_and_hostile_ones_are_refused():
+    from altmarl_ros.nodes import topics
+
+    poses = np.random.default_rng(0).uniform(-3.0, 3.0, (7, 3))
+    data = _pose_array(poses, 12.25)
+    assert topics.pose_array_cdr(12.25, topics.WORLD_FRAME, poses) == data  # byte for byte
+    stamp, back = topics.parse_pose_array_cdr(data, 7)
+    assert stamp == 12.25 and np.allclose(back, poses, rtol=0, atol=1e-12)
+    cases = ((data, "7 poses; expected 8"), (data[:-8], "bytes; expected"), (b"\x00\x00" + data[2:], "little"),
+             (_pose_array([(np.nan, 0.0, 0.0)] * 7, 1.0), "NaN"), (_pose_array([(2e6, 0, 0)] * 7, 1.0), "m from"))
+    for bad, why in cases:
+        with pytest.raises(topics.MessageError, match=why):
+            topics.parse_pose_array_cdr(bad, 8 if why.startswith("7 poses") else 7)
 
 
 def test_a_batched_fleet_answers_exactly_the_robots_asked_and_stops_without_poses(policy):

@@ -34,6 +34,9 @@ heartbeats and the stops on a silent pose source or coordinator are the same.
 
 from __future__ import annotations
 
+import math
+from array import array
+
 import numpy as np
 from geometry_msgs.msg import PoseArray, PoseStamped, Twist
 from nav_msgs.msg import Odometry
@@ -60,7 +63,8 @@ from altmarl_ros.nodes.common import (
 
 RELIABLE_DEPTH = 50
 STATUS_PERIOD = 10.0  # wall seconds between a host's "still waiting for ..." lines
-HEARTBEAT_SLICES = 10  # a host spreads its robots' heartbeats over this many ticks per period
+HEARTBEAT_SLICES = 10  # a host spreads its robots' heartbeats over (at least) this many ticks per period
+HEARTBEAT_BURST = 50  # ... and a batched fleet over enough ticks that one tick sends at most this many
 
 LEAN_NODE = {"start_parameter_services": False, "enable_rosout": False,
              "parameter_overrides": [Parameter("use_sim_time", value=False),
@@ -201,7 +205,10 @@ class RobotHost(Node):
                 raise AltmarlError("link:=batched is for fleet processes in simulation; a robot_node (one robot per "
                                    "computer) uses its own pose and command topics")
             self._start_batch()
-        self.create_timer(self.values["heartbeat_period"] / HEARTBEAT_SLICES, self._heartbeats)
+        self.heartbeat_slices = HEARTBEAT_SLICES if self.batch is None else max(
+            HEARTBEAT_SLICES, math.ceil(len(self.batch) / HEARTBEAT_BURST))
+        self.failed_heartbeats = 0
+        self.create_timer(self.values["heartbeat_period"] / self.heartbeat_slices, self._heartbeats)
         self.create_timer(self.world.control_dt, self._watch)
         warn_without_clock(self)
         wall_timer(self, STATUS_PERIOD, self._say_what_it_waits_for)
@@ -216,22 +223,18 @@ class RobotHost(Node):
         self.batch_cmd_pub = self.create_publisher(Float64MultiArray, topics.batch_topic(first, last, "cmd_vel"), 10)
         self.batch_decision_pub = self.create_publisher(Int32MultiArray, topics.batch_topic(first, last, "decisions"),
                                                         10)
-        self.create_subscription(PoseArray, self.batch_pose_topic, self._on_batch_poses, 10)
+        # raw: the CDR bytes, parsed with numpy (topics.parse_pose_array_cdr), not thousands of Pose objects
+        self.create_subscription(PoseArray, self.batch_pose_topic, self._on_batch_poses, 10, raw=True)
         self.last_batch_pose: float | None = None
         self.last_batch_cmd: float | None = None
         self.said_batch_silent = False
 
-    def _on_batch_poses(self, msg: PoseArray) -> None:
+    def _on_batch_poses(self, data: bytes) -> None:
         batch = self.batch
-        if len(msg.poses) != len(batch):
-            self._drop(f"pose array on {self.batch_pose_topic}", topics.MessageError(
-                f"{len(msg.poses)} poses; expected {len(batch)} (robots {batch.first}..{batch.last - 1})"))
-            return
         try:
-            poses = np.array([topics.parse_pose(p.position.x, p.position.y, topics.yaw_from_quaternion(
-                p.orientation.z, p.orientation.w, p.orientation.x, p.orientation.y)) for p in msg.poses])
+            stamp, poses = topics.parse_pose_array_cdr(data, len(batch))
         except topics.MessageError as exc:
-            self._drop(f"pose array on {self.batch_pose_topic}", exc)
+            self._drop(f"pose array on {self.batch_pose_topic} (robots {batch.first}..{batch.last - 1})", exc)
             return
         first = not batch.has_pose
         batch.on_poses(poses)
@@ -239,14 +242,13 @@ class RobotHost(Node):
         if first:
             for robot_id in batch.ids:
                 self.announce_id(int(robot_id))
-        stamp = _seconds(msg.header.stamp)
         now = stamp if stamp > 0.0 else self._now()
         last = self.last_batch_cmd
         if last is None or now < last or now - last >= 0.999 * self.world.control_dt:
             self.last_batch_cmd = now
             stop = self.coordinator_silent()
             command = np.zeros((len(batch), 2)) if stop else batch.cmd_vel(self.world.control_dt)
-            self.batch_cmd_pub.publish(Float64MultiArray(data=command.ravel().tolist()))
+            self.batch_cmd_pub.publish(Float64MultiArray(data=array("d", command.ravel())))
 
     def _hosted(self) -> list[tuple[int, bool]]:
         """(robot id, has a pose) of every robot this process hosts, on either link."""
@@ -297,17 +299,27 @@ class RobotHost(Node):
 
     def announce_id(self, robot_id: int) -> None:
         if self.connected():
+            self._heartbeat(robot_id)
+
+    def _heartbeat(self, robot_id: int) -> None:
+        """One heartbeat; a middleware refusal (e.g. a reliable queue that stays full) is logged, never fatal:
+        the next period sends it again, and only missed requests or a long silence make a robot dead."""
+        try:
             self.heartbeat_pub.publish(Int32(data=robot_id))
+        except RuntimeError as exc:  # rclpy's RCLError
+            self.failed_heartbeats += 1
+            self.get_logger().warning(f"could not publish a heartbeat ({self.failed_heartbeats} so far): {exc}",
+                                      throttle_duration_sec=10.0)
 
     def _heartbeats(self) -> None:
-        """Every robot with a pose, once per heartbeat period, spread over HEARTBEAT_SLICES ticks."""
-        slice_ = self.tick % HEARTBEAT_SLICES
+        """Every robot with a pose, once per heartbeat period, spread over heartbeat_slices ticks."""
+        slice_ = self.tick % self.heartbeat_slices
         self.tick += 1
         if not self.connected():
             return
         for index, (robot_id, has_pose) in enumerate(self._hosted()):
-            if index % HEARTBEAT_SLICES == slice_ and has_pose:
-                self.heartbeat_pub.publish(Int32(data=robot_id))
+            if index % self.heartbeat_slices == slice_ and has_pose:
+                self._heartbeat(robot_id)
 
     def _drop(self, what: str, exc: topics.MessageError) -> None:
         self.malformed += 1
@@ -364,7 +376,7 @@ class RobotHost(Node):
         """No pose array for pose_timeout: every robot of the batch stops (zero velocity), said once."""
         silent = self.last_batch_pose is not None and now - self.last_batch_pose > self.values["pose_timeout"]
         if silent:
-            self.batch_cmd_pub.publish(Float64MultiArray(data=[0.0] * (2 * len(self.batch))))
+            self.batch_cmd_pub.publish(Float64MultiArray(data=array("d", bytes(16 * len(self.batch)))))
         if silent != self.said_batch_silent:
             self.said_batch_silent = silent
             if silent:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, Pose, PoseArray, TransformStamped, Twist
+from geometry_msgs.msg import Point, PoseArray, TransformStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -34,14 +34,6 @@ from altmarl_ros.sim.world import SwarmWorld
 
 ZONE_COLOURS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.4, 0.74),
                 (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.5, 0.5, 0.5), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81))
-
-
-def _pose(x: float, y: float, yaw: float) -> Pose:
-    pose = Pose()
-    pose.position.x, pose.position.y = float(x), float(y)
-    o = pose.orientation
-    o.x, o.y, o.z, o.w = topics.quaternion_from_yaw(float(yaw))
-    return pose
 
 
 def stamp(seconds: float) -> Time:
@@ -157,11 +149,9 @@ class SimNode(Node):
 
     def _publish_odom(self, now: Time) -> None:
         poses, twists = self.world.poses(), self.world.twists()
+        seconds = now.sec + now.nanosec * 1e-9
         for (first, last), publisher in zip(self.batches, self.batch_pubs, strict=True):
-            msg = PoseArray()
-            msg.header.stamp, msg.header.frame_id = now, topics.WORLD_FRAME
-            msg.poses = [_pose(*poses[body]) for body in range(first + 1, last + 1)]
-            publisher.publish(msg)
+            publisher.publish(topics.pose_array_cdr(seconds, topics.WORLD_FRAME, poses[first + 1:last + 1]))
         for body, publisher in enumerate(self.odom_pubs):
             msg = Odometry()
             msg.header.stamp = now
