@@ -6,6 +6,25 @@ from pathlib import Path
 
 import pytest
 
+# Markers (`setup.cfg` registers them). The fast lane is `python -m pytest -m "not slow"`; `.ci/run` runs
+# everything. `graph`: the test starts ROS 2 processes or a node graph (every test of these modules).
+# `slow`: more than about 5 s on the 2-core CI machine (measured with --durations), graph tests included.
+GRAPH_MODULES = {"test_ros_graph", "test_mixed_distros", "test_netns_hosts", "test_ros2_launch", "test_security",
+                 "test_recorder"}
+SLOW_TESTS: set[str] = set()  # "module::test name" (without parameters)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        name = f"{module}::{item.originalname}"
+        if module in GRAPH_MODULES:
+            item.add_marker(pytest.mark.graph)
+            item.add_marker(pytest.mark.slow)
+        elif name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 # a small arena with 6 s decisions: graph tests take a step every 1.5 s of wall time at speedup 4
 FAST_WORLD = "world:\n  zone_radius: 1.3\n  ring_radius: 2.35\n  arena_half_size: 4.2\n  decision_period: 6.0\n"
 

@@ -397,7 +397,7 @@ class RobotHost(Node):
             self.said_coordinator_silent = silent
             if silent:
                 self.get_logger().warning(f"no coordinator message for {self.coordinator_timeout:.1f} s: "
-                                          f"stopping {len(self.robots)} robots until it is back")
+                                          f"stopping {len(self._hosted())} robots until it is back")
             else:
                 self.get_logger().info("the coordinator is back: robots move again")
         if self.batch is not None:
