@@ -59,9 +59,10 @@ Measured:
 
 Links: every n runs on both links (`--link`), per_robot only up to
 `--per-robot-max-n` (1000). speedup asked: `--speedup` (default 6 for
-n <= 1000, else 2; one value or one per n); the RTF is what the graph kept. After the tables the script prints issue 10's targets
-(batched n = 1000 at RTF >= 4, n = 10,000 at RTF >= 1, startup < 10 s at
-n = 1000, k sample messages per step at every n) with what was measured, and
+n <= 1000, else 2; one value or one per n); the RTF is what the graph kept.
+After the tables the script prints issue 10's targets (batched n = 1000 at
+RTF >= 4, n = 10,000 at RTF >= 1, startup < 10 s at n = 1000, k sample
+messages per step at every n) with what was measured, and
 the transport reference: `--transport-n` poses at the control rate between two
 rclpy processes, on one nav_msgs/Odometry topic per pose against one
 geometry_msgs/PoseArray per tick (delivered poses/s, publisher ticks/s, CPU %).
