@@ -34,13 +34,6 @@ GRAVITY = 9.81  # m/s^2
 DEFAULT_WHEEL_TORQUE = 1.0  # N m, when the URDF's wheel joint has no <limit effort>
 GROUND_FRICTION = 1.0  # Bullet multiplies the two coefficients: tyre 2.0 x ground 1.0, caster 0.01 x 1.0
 WALL_FRICTION = 0.3
-# Solver settings, tuned for speed with the physics still passing test/test_pybullet_backend.py and
-# test/test_sim_pybullet_world.py (measured in benchmarks/README.md, "PyBullet solver settings"):
-SOLVER_ITERATIONS = 10  # PyBullet's default 50; each body is its own island with ~15 contacts and 2 motors
-SOLVER_RESIDUAL_THRESHOLD = 1e-7  # PyBullet's default: stop iterating once the squared residual is below this
-CONE_FRICTION = True  # PyBullet's default: friction bounded by a circle (isotropic), not a box
-SLEEPING = True  # bodies commanded to stand still may sleep; they wake on contact or on a new command
-SLEEP_THRESHOLD = 0.05  # (m/s)^2: v^2 + omega^2 + wheel speeds^2 below which, for 2 s, a standing body sleeps
 
 _BANNER = "pybullet build time:"
 _pybullet: ModuleType | None = None
@@ -175,9 +168,6 @@ class PyBulletBackend:
             p.configureDebugVisualizer(p.COV_ENABLE_GUI, 0, physicsClientId=cid)
         p.setGravity(0.0, 0.0, -GRAVITY, physicsClientId=cid)
         p.setTimeStep(self.physics_dt, physicsClientId=cid)
-        p.setPhysicsEngineParameter(numSolverIterations=SOLVER_ITERATIONS,
-                                    solverResidualThreshold=SOLVER_RESIDUAL_THRESHOLD,
-                                    enableConeFriction=int(CONE_FRICTION), physicsClientId=cid)
         half = self.arena_half_size
         ground = p.createMultiBody(
             baseMass=0.0,
@@ -225,8 +215,6 @@ class PyBulletBackend:
             for joint in joints["passive"]:
                 p.setJointMotorControl2(body, joint, p.VELOCITY_CONTROL, targetVelocity=0.0, force=0.0,
                                         physicsClientId=cid)
-            if SLEEPING:  # sleeping itself is switched on and off per command in set_cmd_vel
-                p.changeDynamics(body, -1, sleepThreshold=SLEEP_THRESHOLD, physicsClientId=cid)
             bodies.append(body)
             wheels.append(joints["wheels"])
             torque.append(forces)
@@ -290,10 +278,6 @@ class PyBulletBackend:
             p.setJointMotorControlArray(self._bodies[i], self._wheels[i], p.VELOCITY_CONTROL,
                                         targetVelocities=targets[i].tolist(), forces=self._torque[i],
                                         physicsClientId=cid)
-            if SLEEPING:  # a motor command does not wake a sleeping body in Bullet: wake it here
-                state = (p.ACTIVATION_STATE_ENABLE_SLEEPING if not np.any(targets[i])
-                         else p.ACTIVATION_STATE_WAKE_UP | p.ACTIVATION_STATE_DISABLE_SLEEPING)
-                p.changeDynamics(self._bodies[i], -1, activationState=state, physicsClientId=cid)
         self._wheel_targets[changed] = targets[changed]
 
     def step(self, dt: float) -> None:
