@@ -16,7 +16,7 @@ arena = ring + zone + 0.5.
 
 Processes: one sim, ceil(n / robots_per_process) fleet processes (default
 robots_per_process 50 for n <= 100 and 125 beyond: n = 10 -> 1 fleet,
-100 -> 2, 1000 -> 8; on the batched link beyond n = 1000, 4 fleets) and one
+100 -> 2, 1000 -> 8; on the batched link from n = 400 on, 4 fleets) and one
 coordinator.
 
 The measured window ("stepping phase") is `--steps` decision steps, starting
@@ -653,8 +653,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="decision steps in the measured window (default: 20 for n <= 100, else 10, "
                              "times ceil(speedup))")
     parser.add_argument("--robots-per-process", type=int, default=None,
-                        help="robots per fleet process (default 50 for n <= 100, else 125; batched beyond "
-                             "n = 1000: n / 4)")
+                        help="robots per fleet process (default 50 for n <= 100, else 125; batched from "
+                             "n = 400 on: n / 4)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="wall seconds per n before the run is stopped (default 150 for n <= 100, else 600)")
     parser.add_argument("--wait-all", type=float, default=120.0,
@@ -673,6 +673,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.speedup = [default_speedup(n) for n in args.n]
     if len(args.speedup) not in (1, len(args.n)) or min(args.speedup) <= 0:
         parser.error("--speedup takes one value > 0, or one per --n")
+    if len(args.speedup) == 1:
+        args.speedup = args.speedup * len(args.n)
     if args.steps is not None and args.steps < 1:
         parser.error("--steps must be >= 1")
     return args
@@ -738,8 +740,7 @@ def main(argv: list[str] | None = None) -> None:
     trained = run_case(SCRIPT, {"kind": "train", "out": str(work / "policy")})
     print(f"trained the k={K} policy in {trained['train_s']:.1f} s", file=sys.stderr, flush=True)
     rows = []
-    speedups = dict(zip(args.n, args.speedup * len(args.n) if len(args.speedup) == 1 else args.speedup,
-                        strict=True))
+    speedups = dict(zip(args.n, args.speedup, strict=True))
     cases = [(n, link) for n in args.n for link in args.link if link == "batched" or n <= args.per_robot_max_n]
     for i, (n, link) in enumerate(cases):
         speedup = speedups[n]

@@ -6,22 +6,16 @@ from pathlib import Path
 
 import pytest
 
-# Markers (`setup.cfg` registers them). The fast lane is `python -m pytest -m "not slow"`; `.ci/run` runs
-# everything. `graph`: the test starts ROS 2 processes or a node graph (every test of these modules).
-# `slow`: more than about 5 s on the 2-core CI machine (measured with --durations), graph tests included.
+# Markers (`setup.cfg` registers them); `.ci/run` runs everything. `graph` (and `slow`): every test of these
+# modules starts ROS 2 processes or a node graph. Slow tests of other modules are not marked yet.
 GRAPH_MODULES = {"test_ros_graph", "test_mixed_distros", "test_netns_hosts", "test_ros2_launch", "test_security",
                  "test_recorder"}
-SLOW_TESTS: set[str] = set()  # "module::test name" (without parameters)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        name = f"{module}::{item.originalname}"
-        if module in GRAPH_MODULES:
+        if item.module.__name__.rsplit(".", 1)[-1] in GRAPH_MODULES:
             item.add_marker(pytest.mark.graph)
-            item.add_marker(pytest.mark.slow)
-        elif name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
 
 

@@ -438,10 +438,12 @@ def _step_rewards(run, result) -> tuple[np.ndarray, np.ndarray]:
 def _variance_of_mean(series: np.ndarray) -> float:
     """Var of the mean of a stationary AR(1)-like series: s^2 / n x (1 + rho) / (1 - rho), rho the lag-1
     autocorrelation clipped to [0, 0.9] (the zones of consecutive steps are correlated)."""
-    if len(series) < 3 or series.std() == 0:
-        return series.var(ddof=1) / len(series) if len(series) > 1 else 0.0
-    rho = float(np.clip(np.corrcoef(series[:-1], series[1:])[0, 1], 0.0, 0.9)) if series[:-1].std() and \
-        series[1:].std() else 0.0
+    if len(series) < 2:
+        return 0.0
+    before, after = series[:-1], series[1:]
+    rho = 0.0
+    if len(series) >= 3 and before.std() > 0 and after.std() > 0:
+        rho = float(np.clip(np.corrcoef(before, after)[0, 1], 0.0, 0.9))
     return series.var(ddof=1) / len(series) * (1 + rho) / (1 - rho)
 
 

@@ -250,6 +250,9 @@ class RobotHost(Node):
             command = np.zeros((len(batch), 2)) if stop else batch.cmd_vel(self.world.control_dt)
             self.batch_cmd_pub.publish(Float64MultiArray(data=array("d", command.ravel())))
 
+    def _hosted_count(self) -> int:
+        return len(self.batch) if self.batch is not None else len(self.robots)
+
     def _hosted(self) -> list[tuple[int, bool]]:
         """(robot id, has a pose) of every robot this process hosts, on either link."""
         if self.batch is not None:
@@ -316,6 +319,10 @@ class RobotHost(Node):
         slice_ = self.tick % self.heartbeat_slices
         self.tick += 1
         if not self.connected():
+            return
+        if self.batch is not None:  # this tick's slice of the batch, without a list of every robot
+            for robot_id in (self.batch.ids[slice_::self.heartbeat_slices] if self.batch.has_pose else ()):
+                self._heartbeat(int(robot_id))
             return
         for index, (robot_id, has_pose) in enumerate(self._hosted()):
             if index % self.heartbeat_slices == slice_ and has_pose:
@@ -397,7 +404,7 @@ class RobotHost(Node):
             self.said_coordinator_silent = silent
             if silent:
                 self.get_logger().warning(f"no coordinator message for {self.coordinator_timeout:.1f} s: "
-                                          f"stopping {len(self._hosted())} robots until it is back")
+                                          f"stopping {self._hosted_count()} robots until it is back")
             else:
                 self.get_logger().info("the coordinator is back: robots move again")
         if self.batch is not None:

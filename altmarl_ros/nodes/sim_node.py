@@ -149,9 +149,8 @@ class SimNode(Node):
 
     def _publish_odom(self, now: Time) -> None:
         poses, twists = self.world.poses(), self.world.twists()
-        seconds = now.sec + now.nanosec * 1e-9
         for (first, last), publisher in zip(self.batches, self.batch_pubs, strict=True):
-            publisher.publish(topics.pose_array_cdr(seconds, topics.WORLD_FRAME, poses[first + 1:last + 1]))
+            publisher.publish(topics.pose_array_cdr(self.world.time, topics.WORLD_FRAME, poses[first + 1:last + 1]))
         for body, publisher in enumerate(self.odom_pubs):
             msg = Odometry()
             msg.header.stamp = now
