@@ -308,7 +308,9 @@ def recording(tmp_path_factory) -> Path:
                               record=str(base / "rec"), params_file=str(REPO / "config" / "altmarl.yaml"))
         run = run_system(config, base / "logs", timeout=120)
     assert not run.died, f"processes died: {run.died}"
-    assert run.summary.steps >= STEPS - 1
+    # every step ran (the coordinator's last statistics are acknowledged before it exits); the recorder is one
+    # of the listeners the first step waits for, the passive monitor is not, so it may join a few steps late
+    assert run.log.last_stats["steps"] == STEPS
     return base / "rec"
 
 
