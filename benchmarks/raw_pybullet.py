@@ -24,7 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from altmarl_ros.sim.pybullet_backend import import_pybullet, urdf_flags  # noqa: E402
+from altmarl_ros.sim.pybullet_backend import (  # noqa: E402
+    configure_solver,
+    import_pybullet,
+    quiet_urdf_loading,
+    urdf_flags,
+)
 from altmarl_ros.sim.urdf import leader_urdf_path, robot_urdf_path  # noqa: E402
 
 GRID_SPACING = 0.45  # m between body centres: the world config's parking spacing
@@ -44,13 +49,15 @@ def _load(n: int, physics_rate: float) -> tuple[object, int, float]:
     cid = p.connect(p.DIRECT)
     p.setGravity(0.0, 0.0, -9.81, physicsClientId=cid)
     p.setTimeStep(1.0 / physics_rate, physicsClientId=cid)
+    configure_solver(p, cid)
     p.createMultiBody(0.0, p.createCollisionShape(p.GEOM_PLANE, physicsClientId=cid), physicsClientId=cid)
     flags = urdf_flags(p)
     leader, robot = str(leader_urdf_path()), str(robot_urdf_path())
     start = time.perf_counter()
-    for i, (x, y, _) in enumerate(grid_poses(n + 1)):
-        p.loadURDF(leader if i == 0 else robot, basePosition=[x, y, 0.0], useFixedBase=False, flags=flags,
-                   physicsClientId=cid)
+    with quiet_urdf_loading():
+        for i, (x, y, _) in enumerate(grid_poses(n + 1)):
+            p.loadURDF(leader if i == 0 else robot, basePosition=[x, y, 0.0], useFixedBase=False, flags=flags,
+                       physicsClientId=cid)
     return p, cid, time.perf_counter() - start
 
 

@@ -297,3 +297,26 @@ def test_private_clients_and_close(pb):
     second.step(0.5)  # unaffected by the other's motion or disconnection
     np.testing.assert_allclose(second.poses(), SPREAD, atol=2e-3)
     second.close()
+
+
+def test_loading_prints_nothing_but_keeps_other_output(pb, capfd):
+    import os
+
+    from altmarl_ros.sim.pybullet_backend import filtered_output
+
+    with _backend(SPREAD):  # URDF_MERGE_FIXED_LINKS prints five lines per body from C
+        pass
+    out, _ = capfd.readouterr()
+    assert out == ""
+    with filtered_output(1, ("processing ",)):
+        os.write(1, b"processing base_link\nkept line\n")
+    out, _ = capfd.readouterr()
+    assert out == "kept line\n"
+
+
+def test_fixed_links_are_merged_into_the_base(pb):
+    with _backend(SPREAD) as world:
+        p, cid = world._p, world.client_id
+        names = {p.getJointInfo(world._bodies[1], j, physicsClientId=cid)[1].decode()
+                 for j in range(p.getNumJoints(world._bodies[1], physicsClientId=cid))}
+        assert names == {"left_wheel_joint", "right_wheel_joint"}  # the casters' fixed joints are gone

@@ -2,9 +2,9 @@
 
 One decision step, as the coordinator node runs it:
 
-    step, ids = coordinator.begin_step(now, leader_zone)   # publish the request to exactly `ids`
-    coordinator.on_reply(step, robot_id, zone)             # for each reply that arrives in time
-    decision = coordinator.finish_step(now)                # act, learn, update liveness
+    step, ids = coordinator.begin_step(leader_zone, now)   # publish the request to exactly `ids`
+    coordinator.on_reply(step, robot_id, zone, session, now)  # for each reply that arrives in time
+    decision = coordinator.finish_step()                   # act, learn, update liveness
 
 Liveness: a robot that misses `max_missed` requests in a row, or that has not
 been heard from (reply or heartbeat) for `liveness_timeout` seconds, is presumed

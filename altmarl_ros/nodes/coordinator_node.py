@@ -102,7 +102,6 @@ class CoordinatorNode(Node):
         self.deadline: float | None = None
         self.asked = np.zeros(0, dtype=np.int64)
         self.sampled_positions: dict[int, tuple[float, float]] = {}
-        self.last_decision = None
         self.started: float | None = None
 
         self.request_pub = self.create_publisher(Int32MultiArray, topics.SAMPLE_REQUEST, 50)
@@ -275,7 +274,6 @@ class CoordinatorNode(Node):
     def _finish(self, now: float) -> None:
         decision = self.coordinator.finish_step()
         self.deadline = None
-        self.last_decision = decision
         g, a = decision.global_state, decision.global_action
         if self.world.transition_noise == "model":
             p = self.game.global_transition[g, a]

@@ -149,10 +149,8 @@ class RecorderNode(Node):
         self._recorder = McapRecorder(self.path, bag_metadata=True)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p["depth"], reliability=RELIABILITY[p["reliability"]])
         try:
-            self._subscriptions_by_topic = {
-                topic: self.create_subscription(classes[type_name], topic, self._callback(topic, type_name), qos,
-                                                raw=True)
-                for topic, type_name in self._topics.items()}
+            for topic, type_name in self._topics.items():
+                self.create_subscription(classes[type_name], topic, self._callback(topic, type_name), qos, raw=True)
         except Exception:
             self._recorder.close()
             raise

@@ -1,4 +1,4 @@
-"""The three-method backend interface shared by the PyBullet and kinematic worlds.
+"""The backend interface shared by the PyBullet and kinematic worlds: set_cmd_vel, step, poses, twists, close.
 
 A backend moves bodies: body 0 is the leader, bodies 1..n the robots. Poses are
 (x, y, yaw) in metres and radians in the arena frame; twists are (v, omega) in

@@ -88,11 +88,6 @@ def _find(filename: str) -> Path:
     raise WorldError(f"cannot find {filename}: looked in {where} (is the package installed with its data files?)")
 
 
-def urdf_dir() -> Path:
-    """The folder holding the package's URDF files."""
-    return _find(ROBOT_URDF).parent
-
-
 def robot_urdf_path() -> Path:
     """Path of the swarm robot's URDF (`swarm_robot.urdf`)."""
     return _find(ROBOT_URDF)

@@ -1,7 +1,7 @@
 """The swarm world: a leader (body 0) and n robots (bodies 1..n) on a ring of zones.
 
-The crazyswarm2-style surface is four calls — `set_cmd_vel`, `step`, `poses` /
-`twists`, `zones` — over either backend. Placement follows the task's initial
+The crazyswarm2-style surface is `set_cmd_vel`, `step`, `poses`, `twists`,
+`zones` and `close`, over either backend. Placement follows the task's initial
 distribution: zones drawn by the caller, each robot parked on its own slot.
 """
 
