@@ -14,7 +14,8 @@ from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.sim.config import WorldConfig, check_capacity, zone_centres, zone_of
 from altmarl_ros.sim.controller import GoToController
-from altmarl_ros.sim.episode import ZONE_MOVES, check_world_matches
+from altmarl_ros.sim.episode import check_world_matches
+from altmarl_ros.sim.moves import local_actions, robot_destinations
 
 
 class RobotAgent:
@@ -48,13 +49,10 @@ class RobotAgent:
         if not 0 <= global_state < self.game.num_global_states:
             raise GameValidationError(f"global state {global_state} out of range")
         s = self.zone
-        probs = self.local_policy[s, global_state]
-        action = int(min(np.searchsorted(np.cumsum(probs), self.rng.random(), side="right"), len(probs) - 1))
-        if self.world.transition_noise == "model":
-            p = self.game.local_transition[s, global_state, action]
-            destination = int(min(np.searchsorted(np.cumsum(p), self.rng.random(), side="right"), len(p) - 1))
-        else:
-            destination = int((s + ZONE_MOVES[action]) % self.world.zones)
+        zone = np.array([s])
+        action = int(local_actions(self.rng, self.local_policy, zone, global_state)[0])
+        destination = int(robot_destinations(self.rng, self.game, self.world.transition_noise, zone, global_state,
+                                             np.array([action]))[0])
         self.target = self.centres[destination] + self.slot
         self.destination = destination
         self.last_action = action

@@ -47,6 +47,7 @@ from altmarl_ros.nodes.common import (
 from altmarl_ros.nodes.sim_node import ZONE_COLOURS
 from altmarl_ros.sim.config import zone_centres, zone_of
 from altmarl_ros.sim.controller import GoToController
+from altmarl_ros.sim.moves import leader_destination
 
 DEFAULTS = {"policy": "", "n": 20, "k": 4, "world_config": "", "seed": 0, "learn": False, "epsilon": 0.1,
             "learning_rate": 0.0, "decision_steps": 0, "checkpoint_out": "", "save_every": 20,
@@ -275,11 +276,7 @@ class CoordinatorNode(Node):
         decision = self.coordinator.finish_step()
         self.deadline = None
         g, a = decision.global_state, decision.global_action
-        if self.world.transition_noise == "model":
-            p = self.game.global_transition[g, a]
-            self.leader_target = int(min(np.searchsorted(np.cumsum(p), self.rng.random(), side="right"), len(p) - 1))
-        else:
-            self.leader_target = a
+        self.leader_target = leader_destination(self.rng, self.game, self.world.transition_noise, g, a)
         self.global_pub.publish(Int32MultiArray(data=topics.global_data(self.coordinator.session, decision.step, g, a)))
         stats = {**self.coordinator.stats.as_dict(), "session": self.coordinator.session, "step": decision.step,
                  "global_state": g, "global_action": a, "asked": len(self.asked), "alive": self.alive_at_begin,

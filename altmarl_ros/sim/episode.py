@@ -21,9 +21,8 @@ from altmarl_ros.marl.policies import GlobalPolicy
 from altmarl_ros.sim.backend import WorldError
 from altmarl_ros.sim.config import WorldConfig
 from altmarl_ros.sim.controller import GoToController
+from altmarl_ros.sim.moves import ZONE_MOVES, leader_destination, local_actions, robot_destinations
 from altmarl_ros.sim.world import SwarmWorld
-
-ZONE_MOVES = np.array([0, 1, -1])  # stay, up, down (tasks.zones.LOCAL_ACTIONS)
 
 
 @dataclass
@@ -45,12 +44,6 @@ class SimEpisode:
     sim_seconds: float
     wall_seconds: float
     frames: list[Frame] = field(default_factory=list)
-
-
-def _draw(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    cdf = np.cumsum(probs, axis=-1)
-    u = rng.random(probs.shape[:-1])[..., None]
-    return np.minimum((u >= cdf[..., :-1]).sum(axis=-1), probs.shape[-1] - 1)
 
 
 def check_world_matches(game: TabularGame, config: WorldConfig) -> None:
@@ -85,14 +78,11 @@ def run_episode(config: WorldConfig, game: TabularGame, global_policy: GlobalPol
             sampled = rng.choice(n, size=global_policy.k, replace=False)
             observed = np.bincount(s[sampled], minlength=Z)
             a_g = int(global_policy.act(np.array([g]), observed[None, :])[0])
-            a_l = _draw(rng, local_policy[s, g])
+            a_l = local_actions(rng, local_policy, s, g)
             total += discount * (game.global_reward[g, a_g] + game.local_reward[s, g, a_l].mean())
             hits += int(a_g == np.argmax(np.bincount(s, minlength=Z)))
-            if config.transition_noise == "model":
-                robot_dest = _draw(rng, game.local_transition[s, g, a_l])
-                leader_dest = int(_draw(rng, game.global_transition[g, a_g][None, :])[0])
-            else:
-                robot_dest, leader_dest = (s + ZONE_MOVES[a_l]) % Z, a_g
+            robot_dest = robot_destinations(rng, game, config.transition_noise, s, g, a_l)
+            leader_dest = leader_destination(rng, game, config.transition_noise, g, a_g)
             poses = world.poses()
             targets = np.vstack([world.leader_target(leader_dest), world.park(robot_dest)])
             for c in range(config.control_steps_per_decision):
