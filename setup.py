@@ -1,10 +1,14 @@
 """ament_python package that also installs with plain `pip install -e .`."""
 
+import runpy
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "altmarl_ros"
+# the node executables, from the one list the supervisor and the launch plan use too
+EXECUTABLES = runpy.run_path(str(Path(__file__).parent / PACKAGE / "bringup" / "executables.py"))
 
 # ROS 2 Kilted wheels from PyPI, for machines without a ROS 2 install (CI, laptops).
 # Never install these on a ROS 2 machine: they would shadow the system rclpy.
@@ -54,11 +58,7 @@ setup(
     entry_points={
         "console_scripts": [
             "altmarl = altmarl_ros.cli:main",
-            "sim_node = altmarl_ros.nodes.sim_node:main",
-            "robot_node = altmarl_ros.nodes.robot_node:main",
-            "fleet_node = altmarl_ros.nodes.robot_node:main_fleet",
-            "coordinator_node = altmarl_ros.nodes.coordinator_node:main",
-            "recorder_node = altmarl_ros.nodes.recorder_node:main",
+            *EXECUTABLES["console_scripts"](),
         ],
     },
 )

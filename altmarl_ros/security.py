@@ -69,7 +69,7 @@ def create_for_plan(keystore: str | Path, n: int, robots_per_process: int = 25, 
                     record: bool = False, hardware: bool = False) -> list[str]:
     """The keystore and every enclave of the plan these launch arguments give (plus one robot_node per
     id in `robot_ids`, for robots on their own computers, and the monitor); returns the enclaves created."""
-    from altmarl_ros.launch_plan import LaunchConfig, assemble_plan
+    from altmarl_ros.bringup.launch_plan import LaunchConfig, assemble_plan
 
     config = LaunchConfig(n=n, k=1, robots_per_process=robots_per_process, hardware=hardware,
                           record="record" if record else "")

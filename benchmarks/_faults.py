@@ -640,27 +640,32 @@ def peer_main(spec_json: str) -> int:
 def restart_main(spec_json: str) -> int:
     """A graph whose coordinator is SIGKILLed at its step `at`, left down for `down` s (robots must stop by
     themselves), then started again (a new session); writes steps and decisions per step to spec['out']."""
-    from altmarl_ros.launch_plan import LaunchConfig
-    from altmarl_ros.system import run_system
+    from altmarl_ros.bringup.launch_plan import LaunchConfig
+    from altmarl_ros.bringup.system import RunObserver, run_system
 
     spec = json.loads(spec_json)
     events: list[str] = []
 
-    def crash_and_restart(seen: int, supervisor: Any) -> None:
-        if seen == spec["at"] and not events:
-            child = supervisor.child("coordinator")
-            supervisor.kill("coordinator")
-            child.process.wait()
-            events.append(f"killed at monitor step {seen}")
-            time.sleep(spec["down"])  # the robots hear nothing: each must stop by itself
-            index = supervisor.children.index(child)
-            supervisor.children[index] = supervisor._spawn(child.spec, child.log_path, "ab")  # as restart() does
-            events.append("started again")
+    class CrashAndRestart(RunObserver):
+        seen = 0
+
+        def on_stats(self, record: Any, stats: dict, supervisor: Any) -> bool:
+            self.seen += 1
+            if self.seen == spec["at"] and not events:
+                child = supervisor.child("coordinator")
+                supervisor.kill("coordinator")
+                child.process.wait()
+                events.append(f"killed at monitor step {self.seen}")
+                time.sleep(spec["down"])  # the robots hear nothing: each must stop by itself
+                index = supervisor.children.index(child)
+                supervisor.children[index] = supervisor._spawn(child.spec, child.log_path, "ab")  # as restart() does
+                events.append("started again")
+            return False
 
     config = LaunchConfig(n=spec["n"], k=spec["k"], policy=spec["policy"], world_config=spec["world"],
                           robots_per_process=spec["robots_per_process"], speedup=spec["speedup"],
                           decision_steps=spec["steps"], seed=0)
-    run = run_system(config, spec["log_dir"], timeout=spec["timeout"], on_step=crash_and_restart)
+    run = run_system(config, spec["log_dir"], timeout=spec["timeout"], observer=CrashAndRestart())
     log: Any = run.log
     Path(spec["out"]).write_text(json.dumps({
         "events": events, "died": run.died, "steps": [r.step for r in log.steps],

@@ -35,7 +35,7 @@ runs one attack per window of 4 decision steps, records the coordinator's
 statistics and every robot's decisions, and snapshots the log sizes at each
 attack so each row judges only its own window; the graph is then stopped with
 Ctrl-C (SIGINT), as a user would. A graph that dies hands the remaining
-attacks to a fresh one. The coordinator restart uses `altmarl_ros.system.
+attacks to a fresh one. The coordinator restart uses `altmarl_ros.bringup.system.
 run_system` directly (`benchmarks/_faults.py restart`).
 
 Run:  python3 benchmarks/fault_injection.py [--quick] [--only PATTERN] [--json FILE] [--work-dir DIR] [--jobs N]

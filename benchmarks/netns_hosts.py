@@ -157,8 +157,8 @@ def observe(case: dict[str, Any]) -> None:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    from altmarl_ros.bringup.monitor import MonitorNode
     from altmarl_ros.nodes.common import load_policy, load_world
-    from altmarl_ros.nodes.monitor import MonitorNode
 
     trained = load_policy(case["policy"])
     world = load_world(case["world_config"], trained.game.num_local_states)
@@ -301,9 +301,9 @@ class GraphOnHosts:
     """The launch plan's processes in their hosts' namespaces, plus the observer in `base`."""
 
     def __init__(self, lab: _netns.NetnsLab, config: Any, work: Path, env: dict[str, str]) -> None:
-        from altmarl_ros.launch_plan import build_launch_plan
-        from altmarl_ros.supervisor import Supervisor, python_command
-        from altmarl_ros.system import stop_grace
+        from altmarl_ros.bringup.launch_plan import build_launch_plan
+        from altmarl_ros.bringup.supervisor import Supervisor, python_command
+        from altmarl_ros.bringup.system import stop_grace
 
         self.lab, self.config, self.work, self.env = lab, config, work, env
         self.plan = build_launch_plan(config)
@@ -433,7 +433,7 @@ def summarise_window(steps: list[Step], k: int, before: dict[str, Any] | None) -
 
 def run_session(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Start the graph on its hosts, go through the cases, return every row (and why some were not run)."""
-    from altmarl_ros.launch_plan import LaunchConfig, build_launch_plan
+    from altmarl_ros.bringup.launch_plan import LaunchConfig, build_launch_plan
 
     policy = train_policy(work / "policy", args.k)
     world = world_yaml(work / "world.yaml", args.decision_period)

@@ -1,7 +1,7 @@
 """Benchmark: the running ROS 2 node graph (sim + fleet processes + coordinator) as n grows.
 
 For each n (default 10, 100, 1000) one fresh Python process starts the whole
-graph with `altmarl_ros.system.run_system` (real rclpy, one OS process per
+graph with `altmarl_ros.bringup.system.run_system` (real rclpy, one OS process per
 node as the supervisor starts them) and its passive monitor, on a private DDS
 domain kept on localhost (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST,
 ROS_LOCALHOST_ONLY=1). Settings: kinematic backend, speedup `--speedup`,
@@ -27,8 +27,8 @@ If that does not happen within `--wait-all` wall seconds after the first
 step, the window starts anyway (flagged). The coordinator runs with
 decision_steps = 0; the benchmark ends the run one decision step after the
 window's last step (so the monitor has taken in that step's samples; the
-on_step callback raises StopIteration, which run_system treats as the normal
-end) or at `--timeout`.
+benchmark's `RunObserver` ends the run the way the coordinator's own end does)
+or at `--timeout`.
 
 Measured:
 
@@ -36,7 +36,7 @@ Measured:
   first) / (wall time between the monitor receiving those two stats
   messages); `time` is the coordinator's sim clock when it finished the step.
   Wall times are `time.monotonic()` taken inside the monitor's stats
-  callback (wrapped by this script).
+  callback (`StepRecord.wall_time`).
 * CPU % per role = delta(utime + stime) from /proc/<pid>/stat over the wall
   time between two samples, taken when the window's first and last stats
   messages arrive (100 % = one core; the machine has `cpu_count` cores).
@@ -194,10 +194,8 @@ def measure_graph(case: dict[str, Any]) -> dict[str, Any]:
     os.environ["ROS_DOMAIN_ID"] = str(case["domain_id"])
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # Kilted / Jazzy
     os.environ["ROS_LOCALHOST_ONLY"] = "1"  # Humble
-    from altmarl_ros.launch_plan import LaunchConfig, build_launch_plan
-    from altmarl_ros.nodes import monitor as monitor_module
-    from altmarl_ros.supervisor import Supervisor
-    from altmarl_ros.system import run_system
+    from altmarl_ros.bringup.launch_plan import LaunchConfig, build_launch_plan
+    from altmarl_ros.bringup.system import RunObserver, run_system
 
     n, steps, work = case["n"], case["steps"], Path(case["work"])
     geometry = fit_geometry(n, SPACING)
@@ -229,36 +227,7 @@ def measure_graph(case: dict[str, Any]) -> dict[str, Any]:
     def collect(run, error) -> dict[str, Any]:
         return _collect(case, plan, geometry, received, state, cmd_times, probes, started, run, error)
 
-    original_init, original_on_stats = monitor_module.MonitorNode.__init__, monitor_module.MonitorNode._on_stats
-    original_start, original_stop = Supervisor.start, Supervisor.stop
-
-    def init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        state["monitor"] = self
-        from geometry_msgs.msg import Twist
-        from std_msgs.msg import Float64MultiArray
-
-        from altmarl_ros.nodes.topics import batch_topic
-
-        if case["link"] == "batched":
-            for first, last in ranges:
-                self.create_subscription(Float64MultiArray, batch_topic(first, last, "cmd_vel"),
-                                         lambda _, r=first: cmd_times[r].append(time.monotonic()), 10)
-        else:
-            for robot in probes:
-                self.create_subscription(Twist, f"/robot_{robot}/cmd_vel",
-                                         lambda _, r=robot: cmd_times[r].append(time.monotonic()), 10)
-
-    def on_stats(self, msg):
-        received.append((time.monotonic(), json.loads(msg.data)))
-        original_on_stats(self, msg)
-
-    def start(self):
-        state["launch"], state["launch_epoch"] = time.monotonic(), time.time()
-        original_start(self)
-        state["spawned"] = time.monotonic()
-
-    def snapshot(supervisor: Supervisor, index: int, with_memory: bool) -> dict[str, Any]:
+    def snapshot(supervisor: Any, index: int, with_memory: bool) -> dict[str, Any]:
         children = {c.spec.name: c.process.pid for c in supervisor.children}
         snap = {"wall": time.monotonic(), "index": index, "ticks": {name: cpu_ticks(pid) for name, pid in
                                                                   children.items()},
@@ -268,50 +237,71 @@ def measure_graph(case: dict[str, Any]) -> dict[str, Any]:
             snap["rss_kib"] = {name: status_kib(pid, "VmRSS") for name, pid in children.items()}
         return snap
 
-    def stop(self, *args, **kwargs):
-        if state["start"] is not None and state["end"] is None:  # timeout / failure: end the window here
-            state["end"] = snapshot(self, len(received) - 1, True)
-            state["end_reason"] = state["end_reason"] or "stopped before the window's last step"
-        began = time.monotonic()
-        codes = original_stop(self, *args, **kwargs)
-        state["stop_s"], state["codes"] = time.monotonic() - began, codes
-        # everything is measured now; emit it before run_system tears its monitor node down, in case
-        # that hangs (the parent then keeps this result and kills this process)
-        try:
-            emit_result({**collect(None, None), "teardown": "pending"})
-        except Exception:  # noqa: BLE001 - the final result below still comes
-            traceback.print_exc()
-        return codes
+    class Window(RunObserver):
+        """Probes cmd_vel on the monitor, times the start, cuts the window, ends the run one step after it."""
 
-    def on_step(_: int, supervisor: Supervisor) -> None:
-        index = len(received) - 1
-        wall, stats = received[index]
-        if state["first_wall"] is None:
-            state["first_wall"] = wall
-            state["first_index"] = index
-        if state["start"] is None:
-            all_known = not stats["dead"]
-            late = wall - state["first_wall"] >= case["wait_all"]
-            if index > state["first_index"] and (all_known or late):
-                state["forced_start"] = not all_known
-                state["start"] = snapshot(supervisor, index, False)
-            return
-        if state["end"] is not None:
-            # one step after the window: the monitor has had a decision period to take in the last
-            # window step's sample messages; end the run the way run_system ends it normally
-            raise StopIteration
-        if stats["step"] >= received[state["start"]["index"]][1]["step"] + steps:
-            state["end"] = snapshot(supervisor, index, True)
-            state["end_reason"] = "window complete"
+        def started(self, monitor: Any, supervisor: Any) -> None:
+            from geometry_msgs.msg import Twist
+            from std_msgs.msg import Float64MultiArray
 
-    monitor_module.MonitorNode.__init__ = init
-    monitor_module.MonitorNode._on_stats = on_stats
-    Supervisor.start, Supervisor.stop = start, stop
+            from altmarl_ros.nodes.topics import batch_topic
+
+            state["monitor"] = monitor
+            if case["link"] == "batched":
+                for first, last in ranges:
+                    monitor.create_subscription(Float64MultiArray, batch_topic(first, last, "cmd_vel"),
+                                                lambda _, r=first: cmd_times[r].append(time.monotonic()), 10)
+            else:
+                for robot in probes:
+                    monitor.create_subscription(Twist, f"/robot_{robot}/cmd_vel",
+                                                lambda _, r=robot: cmd_times[r].append(time.monotonic()), 10)
+            state["launch"], state["launch_epoch"] = time.monotonic(), time.time()
+
+        def spawned(self, supervisor: Any) -> None:
+            state["spawned"] = time.monotonic()
+
+        def on_stats(self, record: Any, stats: dict, supervisor: Any) -> bool:
+            received.append((record.wall_time, stats))
+            index = len(received) - 1
+            wall = record.wall_time
+            if state["first_wall"] is None:
+                state["first_wall"] = wall
+                state["first_index"] = index
+            if state["start"] is None:
+                all_known = not stats["dead"]
+                late = wall - state["first_wall"] >= case["wait_all"]
+                if index > state["first_index"] and (all_known or late):
+                    state["forced_start"] = not all_known
+                    state["start"] = snapshot(supervisor, index, False)
+                return False
+            if state["end"] is not None:
+                # one step after the window: the monitor has had a decision period to take in the last
+                # window step's sample messages
+                return True
+            if stats["step"] >= received[state["start"]["index"]][1]["step"] + steps:
+                state["end"] = snapshot(supervisor, index, True)
+                state["end_reason"] = "window complete"
+            return False
+
+        def stopping(self, supervisor: Any) -> None:
+            if state["start"] is not None and state["end"] is None:  # timeout / failure: end the window here
+                state["end"] = snapshot(supervisor, len(received) - 1, True)
+                state["end_reason"] = state["end_reason"] or "stopped before the window's last step"
+
+        def stopped(self, exit_codes: dict, seconds: float) -> None:
+            state["stop_s"], state["codes"] = seconds, exit_codes
+            # everything is measured now; emit it before run_system returns, in case that hangs (the
+            # parent then keeps this result and kills this process)
+            try:
+                emit_result({**collect(None, None), "teardown": "pending"})
+            except Exception:  # noqa: BLE001 - the final result below still comes
+                traceback.print_exc()
+
     error = None
     run = None
     started = time.monotonic()
     try:
-        run = run_system(config, work / "logs", timeout=case["timeout"], on_step=on_step)
+        run = run_system(config, work / "logs", timeout=case["timeout"], observer=Window())
     except Exception as exc:  # report what happened with the numbers gathered so far
         error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
@@ -626,7 +616,7 @@ def print_tables(rows: list[dict[str, Any]]) -> None:
         killed = {name: code for name, code in (r.get("exit_codes") or {}).items() if code not in (0, None)}
         if killed:
             notes.append(f"exit codes at the end (supervisor: SIGINT, then SIGTERM, then SIGKILL, "
-                         f"altmarl_ros.system.stop_grace apart; stopping took {r.get('stop_s') or 0:.1f} s): {killed}")
+                         f"bringup.system.stop_grace apart; stopping took {r.get('stop_s') or 0:.1f} s): {killed}")
         if r.get("end_reason") not in (None, "window complete"):
             notes.append(f"end: {r['end_reason']} (stats received {r['stats_received']}, last step "
                          f"{r['last_step']}, total wall {r['total_wall_s']:.0f} s)")

@@ -5,7 +5,7 @@ computer. It uses wall time (use_sim_time:=false) unless told otherwise: nothing
 publishes /clock.
 """
 
-from altmarl_ros.launch_description import make_launch_description
+from altmarl_ros.bringup.launch_description import make_launch_description
 
 
 def generate_launch_description():

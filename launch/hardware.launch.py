@@ -6,7 +6,7 @@ or geometry_msgs/PoseStamped from motion capture) and takes geometry_msgs/Twist 
 likewise under leader/. The zone map (ring, zone radius, zones) comes from world_config.
 """
 
-from altmarl_ros.launch_description import make_launch_description
+from altmarl_ros.bringup.launch_description import make_launch_description
 
 
 def generate_launch_description():

@@ -6,7 +6,7 @@ robot's driver. Relative topics live under robot_<id>/; absolute ones (/odom, /c
 TurtleBot-style base) are used as they are. Wall time; the base station runs coordinator.launch.py.
 """
 
-from altmarl_ros.launch_description import make_launch_description
+from altmarl_ros.bringup.launch_description import make_launch_description
 
 
 def generate_launch_description():

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from altmarl_ros.launch_plan import LAUNCH_ARGUMENTS, LaunchConfig, LaunchError, build_launch_plan, config_from_strings
+from altmarl_ros.bringup.launch_plan import (
+    LAUNCH_ARGUMENTS,
+    LaunchConfig,
+    LaunchError,
+    build_launch_plan,
+    config_from_strings,
+)
 from altmarl_ros.marl.alternation import AlternationConfig, alternate
 from altmarl_ros.tasks import make_game
 from altmarl_ros.training import save_result
@@ -67,7 +73,7 @@ def test_launch_files_compile(name):
 
 
 def test_coordinator_waits_for_the_listeners_of_its_plan(policy, tmp_path):
-    from altmarl_ros.launch_plan import select_nodes
+    from altmarl_ros.bringup.launch_plan import select_nodes
 
     plan = build_launch_plan(LaunchConfig(n=54, k=4, policy=policy, robots_per_process=18, record=str(tmp_path)))
     coordinator = next(s for s in plan if s.executable == "coordinator_node")
@@ -142,3 +148,22 @@ def test_the_batched_link_reaches_the_sim_the_fleets_and_the_recorder_and_is_for
     with pytest.raises(LaunchError, match="unknown link 'bulk'; valid links"):
         build_launch_plan(LaunchConfig(n=30, k=4, policy=policy, link="bulk"))
     assert config_from_strings({"link": "batched"}).link == "batched"
+
+
+def test_one_registry_of_executables_feeds_setup_py_the_supervisor_and_the_plan(policy):
+    import runpy
+
+    from altmarl_ros.bringup.executables import EXECUTABLES, console_scripts
+    from altmarl_ros.bringup.supervisor import python_command
+
+    root = Path(__file__).resolve().parents[1]
+    assert runpy.run_path(str(root / "altmarl_ros" / "bringup" / "executables.py"))["console_scripts"]() \
+        == console_scripts()
+    for name, exe in EXECUTABLES.items():  # each is a module with main() and a __main__ guard (no rclpy import)
+        source = (root / Path(*exe.module.split("."))).with_suffix(".py").read_text()
+        assert ("def main(" in source or " as main" in source) and 'if __name__ == "__main__":' in source, name
+    plans = [build_launch_plan(config_from_strings({"n": "20", "k": "4", "policy": str(policy), **extra}))
+             for extra in ({}, {"record": "/tmp/rec"}, {"robot_id": "3", "hardware": "true"})]
+    for spec in (spec for plan in plans for spec in plan):
+        assert spec.executable in EXECUTABLES
+        assert python_command(spec)[1:3] == ["-m", EXECUTABLES[spec.executable].module]

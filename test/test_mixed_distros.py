@@ -25,9 +25,9 @@ if not SECOND_ROS or not Path(SECOND_ROS).is_file():
     pytest.skip("ALTMARL_SECOND_ROS is not set to a bash file that sources a second ROS 2 with altmarl_ros built "
                 "(.ci/run writes one for the Jazzy in ../shared/ros2)", allow_module_level=True)
 
-from altmarl_ros.launch_plan import LaunchConfig, NodeSpec  # noqa: E402
-from altmarl_ros.supervisor import python_command  # noqa: E402
-from altmarl_ros.system import run_system  # noqa: E402
+from altmarl_ros.bringup.launch_plan import LaunchConfig, NodeSpec  # noqa: E402
+from altmarl_ros.bringup.supervisor import python_command  # noqa: E402
+from altmarl_ros.bringup.system import run_system  # noqa: E402
 
 STEPS = 10
 

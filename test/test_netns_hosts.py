@@ -116,7 +116,7 @@ def test_robots_on_their_own_hosts_k_per_step_a_cut_host_is_presumed_dead_and_re
     them, all answering). Link back: the robots are alive again within heartbeat_period + one decision
     period + reply_timeout + Fast DDS's reliable repair (+ slack) and are asked and answer again."""
     pytest.importorskip("rclpy")
-    from altmarl_ros.launch_plan import LaunchConfig, build_launch_plan
+    from altmarl_ros.bringup.launch_plan import LaunchConfig, build_launch_plan
     from altmarl_ros.nodes.coordinator_node import DEFAULTS as COORDINATOR
     from altmarl_ros.nodes.robot_node import FLEET_DEFAULTS
 

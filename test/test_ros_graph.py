@@ -21,12 +21,12 @@ from scipy.stats import chisquare
 
 rclpy = pytest.importorskip("rclpy")
 
-from altmarl_ros.launch_plan import LaunchConfig, LaunchError, build_launch_plan  # noqa: E402
+from altmarl_ros.bringup.launch_plan import LaunchConfig, LaunchError, build_launch_plan  # noqa: E402
+from altmarl_ros.bringup.system import RunObserver, run_system  # noqa: E402
 from altmarl_ros.marl.alternation import AlternationConfig, alternate  # noqa: E402
 from altmarl_ros.marl.checkpoint import load_checkpoint  # noqa: E402
 from altmarl_ros.marl.errors import CheckpointError  # noqa: E402
 from altmarl_ros.marl.evaluation import rollout  # noqa: E402
-from altmarl_ros.system import run_system  # noqa: E402
 from altmarl_ros.tasks import make_game  # noqa: E402
 from altmarl_ros.training import save_result  # noqa: E402
 
@@ -124,15 +124,20 @@ def test_coordinator_gets_exactly_k_uniform_replies_and_robots_follow_their_poli
 def test_a_killed_robot_process_stops_being_sampled_and_the_run_goes_on(policy, tmp_path):
     killed_at = {}
 
-    def kill_fleet(step: int, supervisor) -> None:
-        if step == 6 and not killed_at:
-            supervisor.kill("fleet_1")  # robots 10..19
-            killed_at["step"] = step
+    class KillFleet(RunObserver):
+        seen = 0
+
+        def on_stats(self, record, stats, supervisor) -> bool:
+            self.seen += 1
+            if self.seen == 6 and not killed_at:
+                supervisor.kill("fleet_1")  # robots 10..19
+                killed_at["step"] = self.seen
+            return False
 
     # 15 s of silence (2.5 decision periods) before a robot is presumed dead, so the steps right
     # after the kill still ask dead robots and show the dropped replies
     config = _config(policy, decision_steps=24, liveness_timeout=15.0)
-    run = run_system(config, tmp_path / "logs", timeout=150, on_step=kill_fleet)
+    run = run_system(config, tmp_path / "logs", timeout=150, observer=KillFleet())
     log = run.log
     assert run.died == ["fleet_1"]
     assert run.summary.steps >= 22  # the coordinator kept stepping
@@ -169,13 +174,18 @@ def test_robots_follow_a_restarted_coordinator_from_its_first_step(policy, tmp_p
     the robots decide on its steps at once, instead of ignoring them for as many steps as the old run lasted."""
     restarted = []
 
-    def crash_and_restart(seen: int, supervisor) -> None:
-        if seen == 5 and not restarted:
-            restarted.append(seen)
-            supervisor.restart("coordinator")
+    class CrashAndRestart(RunObserver):
+        seen = 0
+
+        def on_stats(self, record, stats, supervisor) -> bool:
+            self.seen += 1
+            if self.seen == 5 and not restarted:
+                restarted.append(self.seen)
+                supervisor.restart("coordinator")
+            return False
 
     config = _config(policy, decision_steps=8, learn=True, checkpoint_out=str(tmp_path / "online"))
-    run = run_system(config, tmp_path / "logs", timeout=150, on_step=crash_and_restart)
+    run = run_system(config, tmp_path / "logs", timeout=150, observer=CrashAndRestart())
     assert restarted and not run.died
     steps = [record.step for record in run.log.steps]
     # the step count went back (a new session) and the second session ran to its last step (the monitor may
@@ -564,8 +574,8 @@ def test_the_monitor_drops_hostile_statistics_and_never_dies(policy):
     """altmarl sim's monitor: Infinity, deep nesting, out-of-range states and wrong types are counted and dropped."""
     from std_msgs.msg import String
 
+    from altmarl_ros.bringup.monitor import MonitorNode
     from altmarl_ros.nodes.common import load_world
-    from altmarl_ros.nodes.monitor import MonitorNode
 
     _, world, _ = policy
     rclpy.init()

@@ -287,9 +287,9 @@ def recording(tmp_path_factory) -> Path:
     pytest.importorskip("rclpy", reason="recording a graph run needs rclpy (the `ros` extra or a ROS 2 install)")
     pytest.importorskip("mcap")
     pytest.importorskip("rosbags")
-    from altmarl_ros.launch_plan import LaunchConfig
+    from altmarl_ros.bringup.launch_plan import LaunchConfig
+    from altmarl_ros.bringup.system import run_system
     from altmarl_ros.marl.alternation import AlternationConfig, alternate
-    from altmarl_ros.system import run_system
     from altmarl_ros.tasks import make_game
     from altmarl_ros.training import save_result
 

@@ -22,9 +22,9 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("sros2", reason="no sros2 (ROS 2 security tools): source a ROS 2 install")
 
-from altmarl_ros.launch_plan import LaunchConfig  # noqa: E402
+from altmarl_ros.bringup.launch_plan import LaunchConfig  # noqa: E402
+from altmarl_ros.bringup.system import run_system  # noqa: E402
 from altmarl_ros.security import main as keystore_main  # noqa: E402
-from altmarl_ros.system import run_system  # noqa: E402
 
 FORGED_SESSION = 1234567
 

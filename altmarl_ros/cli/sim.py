@@ -44,9 +44,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     """Run the graph until --steps decisions (or Ctrl-C, or --timeout) and print its summary."""
-    from altmarl_ros.launch_plan import LaunchConfig
+    from altmarl_ros.bringup.launch_plan import LaunchConfig
+    from altmarl_ros.bringup.system import run_system
     from altmarl_ros.marl.checkpoint import probe_writable
-    from altmarl_ros.system import run_system
 
     if args.checkpoint_out:
         where = args.checkpoint_out.parent if args.checkpoint_out.suffix == ".npz" else args.checkpoint_out

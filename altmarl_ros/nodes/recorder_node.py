@@ -32,7 +32,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from altmarl_ros.launch_plan import robot_ranges
+from altmarl_ros.bringup.launch_plan import robot_ranges
 from altmarl_ros.nodes.common import declare, run
 from altmarl_ros.nodes.topics import (
     GLOBAL,

@@ -25,7 +25,7 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from std_msgs.msg import ColorRGBA, Float64MultiArray
 from visualization_msgs.msg import Marker, MarkerArray
 
-from altmarl_ros.launch_plan import robot_ranges
+from altmarl_ros.bringup.launch_plan import robot_ranges
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.population import sample_initial_states
 from altmarl_ros.nodes import topics

@@ -8,7 +8,7 @@ stops the launch with one clear line and no process started.
 
 from __future__ import annotations
 
-from altmarl_ros.launch_plan import (
+from altmarl_ros.bringup.launch_plan import (
     LAUNCH_ARGUMENTS,
     PACKAGE,
     LaunchConfig,

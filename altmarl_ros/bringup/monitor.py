@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,10 +67,13 @@ class RunLog:
 
 
 class MonitorNode(Node):
-    def __init__(self, n: int, world: WorldConfig, batches: list[tuple[int, int]] | None = None) -> None:
-        """`batches`: the fleets' robot ranges on the batched link (their decisions come one array per fleet)."""
+    def __init__(self, n: int, world: WorldConfig, batches: list[tuple[int, int]] | None = None,
+                 on_stats: Callable[[StepRecord, dict], None] | None = None) -> None:
+        """`batches`: the fleets' robot ranges on the batched link (their decisions come one array per fleet);
+        `on_stats(record, stats)` is called for every step's statistics the monitor accepts."""
         super().__init__("altmarl_monitor")
         self.n, self.world = n, world
+        self._on_stats_accepted = on_stats
         self.log = RunLog()
         self.latest_zones: np.ndarray | None = None
         self.create_subscription(String, topics.STATS, self._on_stats, 100)
@@ -154,6 +158,8 @@ class MonitorNode(Node):
         self.log.last_stats = stats
         record.population_zones = None if self.latest_zones is None else self.latest_zones.copy()
         self.log.steps.append(record)
+        if self._on_stats_accepted is not None:
+            self._on_stats_accepted(record, stats)
 
 
 @dataclass

@@ -17,10 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from altmarl_ros.launch_plan import NodeSpec
-
-MODULES = {name: f"altmarl_ros.nodes.{name}" for name in
-           ("sim_node", "fleet_node", "coordinator_node", "recorder_node", "robot_node")}
+from altmarl_ros.bringup.executables import EXECUTABLES
+from altmarl_ros.bringup.launch_plan import NodeSpec
 
 
 @dataclass
@@ -33,7 +31,7 @@ class Child:
 
 def python_command(spec: NodeSpec) -> list[str]:
     """A node of the plan in this interpreter (this process's rclpy and ROS 2)."""
-    return [sys.executable, "-m", MODULES[spec.executable], *spec.ros_args()]
+    return [sys.executable, "-m", EXECUTABLES[spec.executable].module, *spec.ros_args()]
 
 
 class Supervisor:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from altmarl_ros.bringup.executables import EXECUTABLES
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.game import check_population
 from altmarl_ros.nodes.topics import LINKS
@@ -52,9 +53,6 @@ class LaunchConfig:
     security: str = ""  # SROS2 keystore directory: every node under DDS Security, Enforce ("" = off)
 
 
-# the name each executable gives its main node (a fleet process also hosts one node per robot)
-DEFAULT_NODE_NAMES = {"sim_node": "sim", "fleet_node": "fleet", "coordinator_node": "coordinator",
-                      "recorder_node": "recorder", "robot_node": "robot"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ class NodeSpec:
 
         The rename names its target node, so it does not rename the robot nodes a fleet hosts.
         """
-        args = ["--ros-args", "-r", f"{DEFAULT_NODE_NAMES[self.executable]}:__node:={self.name}"]
+        args = ["--ros-args", "-r", f"{EXECUTABLES[self.executable].node_name}:__node:={self.name}"]
         if self.params_file:
             args += ["--params-file", self.params_file]  # before -p, so launch arguments win
         for key, value in self.parameters.items():
@@ -126,7 +124,7 @@ def package_share() -> Path | None:
             return Path(get_package_share_directory(PACKAGE))
         except (PackageNotFoundError, OSError):  # not installed there; OSError: no AMENT_PREFIX_PATH at all
             pass
-    source = Path(__file__).resolve().parents[1]
+    source = Path(__file__).resolve().parents[2]  # the checkout: altmarl_ros/bringup/ -> ./
     return source if (source / "config").is_dir() else None
 
 
@@ -287,10 +285,6 @@ def assemble_plan(config: LaunchConfig) -> list[NodeSpec]:
     return select_nodes(plan)
 
 
-# processes of a plan that subscribe to the coordinator's broadcast
-LISTENERS = ("fleet_node", "robot_node", "recorder_node")
-
-
 def select_nodes(plan: list[NodeSpec], only: tuple[str, ...] = ()) -> list[NodeSpec]:
     """Keep the executables in `only` (all if empty); the coordinator waits for the listeners that are kept.
 
@@ -299,6 +293,6 @@ def select_nodes(plan: list[NodeSpec], only: tuple[str, ...] = ()) -> list[NodeS
     their own machines), it waits for none.
     """
     kept = [spec for spec in plan if not only or spec.executable in only]
-    listeners = sum(spec.executable in LISTENERS for spec in kept)
+    listeners = sum(EXECUTABLES[spec.executable].listens for spec in kept)
     return [replace(s, parameters={**s.parameters, "expected_listeners": listeners})
             if s.executable == "coordinator_node" else s for s in kept]

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from altmarl_ros.launch_plan import LaunchConfig, NodeSpec, build_launch_plan, robot_ranges
+from altmarl_ros.bringup.launch_plan import LaunchConfig, NodeSpec, build_launch_plan, robot_ranges
+from altmarl_ros.bringup.supervisor import Supervisor, python_command
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.security import enclave_of, security_env
-from altmarl_ros.supervisor import Supervisor, python_command
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,57 @@ def stop_grace(config: LaunchConfig) -> float:
     return 10.0 + 0.04 * min(config.n, config.robots_per_process)
 
 
-def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
-               on_step: Callable[[int, Supervisor], None] | None = None, progress: bool = False,
-               command: Callable[[NodeSpec], list[str]] = python_command) -> SystemRun:
-    """Start every node of the plan, watch until the coordinator finishes (decision_steps) or `timeout`.
+class RunObserver:
+    """Hooks into a `run_system` run; the default hooks do nothing. Subclass and override what you need.
 
-    `command` makes a node's command line (default: this interpreter); see Supervisor."""
+    The order is: `started` (the monitor exists, no child runs yet), `spawned` (every child started),
+    `on_stats` for each step's statistics the monitor accepts (in order, with the wall time it got them),
+    `stopping` (the children still run), `stopped` (every child has exited).
+    """
+
+    def started(self, monitor: Any, supervisor: Supervisor) -> None:
+        """Before any child starts: e.g. subscribe the monitor node to more topics."""
+
+    def spawned(self, supervisor: Supervisor) -> None:
+        """Every child process has been started."""
+
+    def on_stats(self, record: Any, stats: dict[str, Any], supervisor: Supervisor) -> bool:
+        """One step's statistics (`monitor.StepRecord` and the coordinator's JSON); True ends the run now,
+        the way the coordinator's own end does (its last messages are still taken in)."""
+        return False
+
+    def stopping(self, supervisor: Supervisor) -> None:
+        """The run is over and the children are about to be stopped."""
+
+    def stopped(self, exit_codes: dict[str, int | None], seconds: float) -> None:
+        """Every child has exited (`exit_codes`), `seconds` after stopping began."""
+
+
+class _StatsQueue:
+    """What the monitor accepted since the loop last looked, in order (the monitor's log keeps only the last JSON)."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Any, dict[str, Any]]] = []
+
+    def __call__(self, record: Any, stats: dict[str, Any]) -> None:
+        self.pending.append((record, stats))
+
+    def take(self) -> list[tuple[Any, dict[str, Any]]]:
+        taken, self.pending = self.pending, []
+        return taken
+
+
+def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float, observer: RunObserver | None = None,
+               progress: bool = False, command: Callable[[NodeSpec], list[str]] = python_command) -> SystemRun:
+    """Start every node of the plan, watch until the coordinator finishes (decision_steps), the observer ends
+    the run, or `timeout`. `command` makes a node's command line (default: this interpreter); see Supervisor."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
+    from altmarl_ros.bringup.monitor import MonitorNode, summarise
     from altmarl_ros.nodes.common import load_policy, load_world
-    from altmarl_ros.nodes.monitor import MonitorNode, summarise
 
+    observer = observer or RunObserver()
     plan = build_launch_plan(config)  # validates before anything starts
     trained = load_policy(config.policy)
     world = load_world(config.world_config, trained.game.num_local_states)
@@ -69,43 +109,46 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
             else:
                 os.environ[name] = value
     batches = robot_ranges(config.n, config.robots_per_process) if config.link == "batched" else None
-    monitor = MonitorNode(config.n, world, batches)
+    accepted = _StatsQueue()
+    monitor = MonitorNode(config.n, world, batches, on_stats=accepted)
     executor = SingleThreadedExecutor()
     executor.add_node(monitor)
+    observer.started(monitor, supervisor)
     supervisor.start()
+    observer.spawned(supervisor)
     start = time.monotonic()
     died: list[str] = []
-    seen_steps = 0
+    finished = False  # the coordinator ended by itself after decision_steps, or the observer ended the run
+    codes: dict[str, int | None] = {}
     try:
-        while time.monotonic() - start < timeout:
+        while not finished and time.monotonic() - start < timeout:
             executor.spin_once(timeout_sec=0.05)
-            if len(monitor.log.steps) > seen_steps:
-                seen_steps = len(monitor.log.steps)
+            for record, stats in accepted.take():
                 if progress:
-                    stats = monitor.log.last_stats
                     print(f"\rstep {stats['step']}: a_g={stats['global_action']} k_eff={stats['k_effective']} "
                           f"replies {stats['replies']} timeouts {stats['timeouts']} dead {stats['dead']}   ",
                           end="", flush=True)
-                if on_step is not None:
-                    on_step(seen_steps, supervisor)
+                finished = observer.on_stats(record, stats, supervisor) or finished
             for child in supervisor.newly_dead():
                 name = child.spec.name
                 code = child.process.returncode
                 if name == "coordinator" and code == 0 and config.decision_steps:
-                    raise StopIteration
+                    finished = True
+                    continue
                 died.append(name)
                 log.error("%s exited with code %s; last lines of its log:\n%s", name, code, supervisor.tail(name))
                 if name in ("coordinator", "sim"):
                     raise AltmarlError(f"{name} died (exit code {code}); see {child.log_path}")
+        if finished:  # take in what the coordinator published last (bounded)
+            drained = time.monotonic()
+            while time.monotonic() - drained < DRAIN_MAX_SECONDS:
+                executor.spin_once(timeout_sec=0.05)
+                accepted.take()
+                last_seen = monitor.log.last_stats.get("step", 0) >= config.decision_steps
+                if last_seen and time.monotonic() - drained >= DRAIN_SECONDS:
+                    break
         else:
             log.warning("stopped after the %.0f s timeout", timeout)
-    except StopIteration:  # the coordinator finished: take in what it published last (bounded)
-        drained = time.monotonic()
-        while time.monotonic() - drained < DRAIN_MAX_SECONDS:
-            executor.spin_once(timeout_sec=0.05)
-            last_seen = monitor.log.last_stats.get("step", 0) >= config.decision_steps
-            if last_seen and time.monotonic() - drained >= DRAIN_SECONDS:
-                break
     except KeyboardInterrupt:
         pass
     finally:
@@ -116,9 +159,12 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float,
         # participant that talks to that port afterwards, as destroy_node() does when it announces
         # its removal, can block on the lock for good. rclpy.try_shutdown() only sets a flag.
         try:
+            observer.stopping(supervisor)
             monitor.destroy_node()
         finally:
+            stopping = time.monotonic()
             codes = supervisor.stop(stop_grace(config))
             rclpy.try_shutdown()
+            observer.stopped(codes, time.monotonic() - stopping)
     summary = summarise(monitor.log, trained.game.with_n(config.n), trained.local_policy)
     return SystemRun(summary, monitor.log, codes, died, time.monotonic() - start)
