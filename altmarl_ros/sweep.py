@@ -144,8 +144,9 @@ def run_sweep(task: str, ks: list[int], out_dir: str | Path, seed: int = 0,
 def train_deep_job(task: str, overrides: dict[str, Any], config: Any, k: int, seed: int, eval_seeds: int,
                    eval_rollouts: int) -> tuple[Any, dict[str, Any]]:
     """One deep (k, seed) job: train, evaluate by the protocol next to a random dispatcher with its robots."""
+    from altmarl_ros.marl.baselines import RandomGlobalPolicy
     from altmarl_ros.marl.deep.learners import deep_alternate
-    from altmarl_ros.marl.deep.rollouts import RandomGlobalPolicy, evaluate_env
+    from altmarl_ros.marl.rollouts import evaluate_env
     from altmarl_ros.tasks import make_env
 
     env = make_env(task, overrides)
@@ -180,9 +181,9 @@ def run_deep_sweep(task: str, ks: list[int], seeds: list[int], out_dir: str | Pa
     dispatcher with each run's trained robots (`random_dispatcher`), which shows
     what the coordinator's k-subsample adds. Checkpoints in out_dir/k<K>-s<SEED>/.
     """
+    from altmarl_ros.marl.baselines import RandomGlobalPolicy, UniformLocalPolicy
     from altmarl_ros.marl.deep.learners import DeepConfig
-    from altmarl_ros.marl.deep.nets import UniformLocalPolicy
-    from altmarl_ros.marl.deep.rollouts import RandomGlobalPolicy, evaluate_env
+    from altmarl_ros.marl.rollouts import evaluate_env
     from altmarl_ros.parallel import run_jobs
     from altmarl_ros.tasks import make_env
     from altmarl_ros.training import save_deep_result

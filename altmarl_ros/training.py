@@ -223,8 +223,8 @@ def _summary(meta: dict[str, Any], best_record: dict[str, Any]) -> dict[str, Any
 
 def save_deep_result(result: Any, out_dir: str | Path, task: str, task_overrides: dict[str, Any]) -> Path:
     """Write a deep run (marl.deep.learners.DeepRunResult): weights, config, and tables on tabular tasks."""
-    from altmarl_ros.marl.deep.envs import TabularPopulationEnv
     from altmarl_ros.marl.deep.nets import state_dict_arrays
+    from altmarl_ros.marl.envs import TabularPopulationEnv
 
     out_dir = Path(out_dir)
     env, best = result.env, result.best

@@ -48,8 +48,8 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
 
     from altmarl_ros.marl.alternation import AlternationConfig, alternate
     from altmarl_ros.marl.deep.learners import DeepConfig, deep_alternate
-    from altmarl_ros.marl.deep.rollouts import evaluate_env
     from altmarl_ros.marl.evaluation import evaluate
+    from altmarl_ros.marl.rollouts import evaluate_env
     from altmarl_ros.tasks import make_env, make_game
 
     task, k, learner = case["task"], case["k"], case["learner"]

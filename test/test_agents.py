@@ -289,3 +289,48 @@ def test_a_batch_refuses_poses_of_the_wrong_shape_or_not_finite():
     with pytest.raises(GameValidationError, match="NaN"):
         batch.on_poses(bad)
     assert not batch.has_pose and not np.any(batch.cmd_vel(0.1))  # nothing taken, robots stand still
+
+
+def test_the_control_gate_opens_once_per_period_and_afresh_when_the_clock_goes_back():
+    from altmarl_ros.sim.controller import ControlGate
+
+    gate = ControlGate(0.1)
+    opened = [t for t in np.arange(0.0, 1.0, 0.025) if gate.due(float(t))]
+    np.testing.assert_allclose(opened, np.arange(0.0, 1.0, 0.1), atol=1e-9)  # every 4th pose of 40 Hz
+    assert not gate.due(0.95) and gate.due(0.2)  # a restarted sim's clock: at once, not after 0.8 s
+
+
+def test_a_learning_coordinator_starts_from_the_policy_or_resumes_a_saved_online_run(tmp_path):
+    from altmarl_ros.agents.coordinator import online_checkpoint, online_learner
+    from altmarl_ros.marl.checkpoint import load_checkpoint, save_checkpoint
+
+    game = make_game("zones", {"n": 20})
+    entries = OnlineGLearner(game, 4, np.random.default_rng(0)).visits.shape[1]
+    policy_q = np.random.default_rng(0).random((5, entries, 5))
+    fresh = online_learner(game, 4, 0, policy_q, None, 0.1, 0.0)
+    np.testing.assert_array_equal(fresh.q_values, policy_q)
+    assert fresh.visits.sum() == 0 and fresh.learning_rate is None and fresh.epsilon == 0.1
+    fresh.visits[1, 3, 2] = 7
+    learned_q = policy_q + 1.0
+    source = save_checkpoint(tmp_path / "policy.npz", {"global_q": policy_q.astype(np.float32), "other": np.arange(3)},
+                             {"task": "zones", "k": 4})
+    arrays, meta = online_checkpoint(load_checkpoint(source), fresh, learned_q, steps=12)
+    assert meta["task"] == "zones" and meta["online"] == {"steps": 12, "updates": 7}
+    np.testing.assert_array_equal(arrays["other"], np.arange(3))  # the rest of the policy's run is kept
+    np.testing.assert_array_equal(arrays["global_actions"], np.argmax(learned_q, axis=-1))
+    saved = load_checkpoint(save_checkpoint(tmp_path / "online.npz", arrays, meta))
+    resumed = online_learner(game, 4, 0, policy_q, saved, 0.1, 0.5)
+    np.testing.assert_allclose(resumed.q_values, learned_q.astype(np.float32))
+    assert resumed.visits[1, 3, 2] == 7 and resumed.visits.sum() == 7 and resumed.learning_rate == 0.5
+
+
+def test_the_sim_places_the_robots_by_one_draw_of_the_initial_distribution():
+    from altmarl_ros.sim.world import initial_zones
+
+    game = make_game("zones", {"n": 200})
+    leader, zones = initial_zones(game, np.random.default_rng(3))
+    again = initial_zones(game, np.random.default_rng(3))
+    assert leader == again[0] and np.array_equal(zones, again[1])  # same seed, same placement
+    assert zones.shape == (200,) and 0 <= leader < 5 and set(np.unique(zones)) <= set(range(5))
+    other = initial_zones(game, np.random.default_rng(4))[1]
+    assert not np.array_equal(zones, other)

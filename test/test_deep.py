@@ -9,17 +9,18 @@ import pytest
 import torch
 
 from altmarl_ros.marl.alternation import AlternationConfig, alternate
+from altmarl_ros.marl.baselines import UniformLocalPolicy
 from altmarl_ros.marl.deep.dqn import DQNConfig, deep_g_learn
-from altmarl_ros.marl.deep.envs import TabularPopulationEnv
 from altmarl_ros.marl.deep.learners import DeepConfig, deep_alternate
-from altmarl_ros.marl.deep.nets import QNetworkPolicy, UniformLocalPolicy
+from altmarl_ros.marl.deep.nets import QNetworkPolicy
 from altmarl_ros.marl.deep.ppo import PPOConfig, deep_l_learn
-from altmarl_ros.marl.deep.rollouts import evaluate_env, representative_values
+from altmarl_ros.marl.envs import TabularPopulationEnv
 from altmarl_ros.marl.errors import CheckpointError, GameValidationError
 from altmarl_ros.marl.evaluation import evaluate
 from altmarl_ros.marl.glearn import g_learn
 from altmarl_ros.marl.llearn import l_learn, mean_field
 from altmarl_ros.marl.policies import GlobalPolicy
+from altmarl_ros.marl.rollouts import evaluate_env, representative_values
 from altmarl_ros.tasks import make_env, make_game
 from altmarl_ros.training import TabularGlobalActor, load_run, load_trained, save_deep_result
 
@@ -238,7 +239,7 @@ def test_unknown_keys_and_bad_k_are_clear_errors():
 def test_warehouse_coordinator_is_worth_more_than_a_random_dispatcher():
     """With the same trained robots, the learned k=5 coordinator earns at least twice a random dispatcher's return
     and tracks the crowded bin in most steps (a random dispatcher: about 1 step in 5)."""
-    from altmarl_ros.marl.deep.rollouts import RandomGlobalPolicy
+    from altmarl_ros.marl.baselines import RandomGlobalPolicy
 
     env = make_env("warehouse", {"n": 100})
     config = dataclasses.replace(DEEP_SMALL, rounds=1, dqn=dataclasses.replace(SMALL_DQN, steps=600),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from altmarl_ros.marl.deep.envs import EnvState
-from altmarl_ros.marl.deep.nets import UniformLocalPolicy
+from altmarl_ros.marl.baselines import UniformLocalPolicy
+from altmarl_ros.marl.envs import EnvState
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.tasks import make_env, make_game
 
@@ -87,7 +87,8 @@ def test_subsample_is_uniform_without_replacement():
 
 
 def test_random_policies_run_a_whole_episode():
-    from altmarl_ros.marl.deep.rollouts import RandomGlobalPolicy, evaluate_env
+    from altmarl_ros.marl.baselines import RandomGlobalPolicy
+    from altmarl_ros.marl.rollouts import evaluate_env
 
     env = make_env("warehouse", {"n": 50})
     report = evaluate_env(env, RandomGlobalPolicy(5, 5, 0), UniformLocalPolicy(3), [0, 1], 4)

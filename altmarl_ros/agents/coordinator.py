@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from altmarl_ros.marl.checkpoint import RESERVED_KEYS, Checkpoint
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame, check_population
 from altmarl_ros.marl.glearn import OnlineGLearner
@@ -196,3 +197,32 @@ class Coordinator:
     @property
     def q_values(self) -> np.ndarray | None:
         return None if self.learner is None else self.learner.q_values
+
+
+def online_learner(game: TabularGame, k: int, seed: int, policy_q: np.ndarray, resume: Checkpoint | None,
+                   epsilon: float, learning_rate: float) -> OnlineGLearner:
+    """Online G-LEARN for a learning coordinator: from the policy's Q table, or, resuming a saved online run,
+    from its Q table and visit counts (counts of another shape are not carried over). `learning_rate` 0
+    means 1/(1+visits)^0.8."""
+    q_values, visits = policy_q, None
+    if resume is not None:
+        q_values = resume.array("global_q")
+        visits = resume.arrays.get("online_visits")
+    learner = OnlineGLearner(game, k, np.random.default_rng([seed, 7]), epsilon=epsilon,
+                             learning_rate=learning_rate or None, q_values=q_values)
+    if visits is not None and visits.shape == learner.visits.shape:
+        learner.visits[:] = visits
+    return learner
+
+
+def online_checkpoint(source: Checkpoint, learner: OnlineGLearner, q_values: np.ndarray, steps: int
+                      ) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and metadata of an online save: the policy's run with the learned Q table, its greedy
+    actions and visit counts in place of the trained ones, and how far online learning got."""
+    arrays = dict(source.arrays)
+    arrays["global_q"] = q_values.astype(np.float32)
+    arrays["global_actions"] = np.argmax(q_values, axis=-1).astype(np.int16)
+    arrays["online_visits"] = learner.visits
+    meta = {key: value for key, value in source.meta.items() if key not in RESERVED_KEYS}
+    meta["online"] = {"steps": steps, "updates": int(learner.visits.sum())}
+    return arrays, meta

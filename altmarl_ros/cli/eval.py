@@ -113,8 +113,8 @@ def _federated_check(args: argparse.Namespace, trained: Any) -> dict[str, Any]:
 
 
 def _print_baselines(env, local_policy, k: int, seeds: list[int], rollouts: int) -> dict[str, float]:
-    from altmarl_ros.marl.deep.nets import UniformLocalPolicy
-    from altmarl_ros.marl.deep.rollouts import RandomGlobalPolicy, evaluate_env
+    from altmarl_ros.marl.baselines import RandomGlobalPolicy, UniformLocalPolicy
+    from altmarl_ros.marl.rollouts import evaluate_env
 
     dispatcher = evaluate_env(env, RandomGlobalPolicy(env.num_global_actions, k, 0), local_policy, seeds, rollouts)
     random = evaluate_env(env, RandomGlobalPolicy(env.num_global_actions, k, 0),
@@ -129,7 +129,7 @@ def _print_baselines(env, local_policy, k: int, seeds: list[int], rollouts: int)
 def _eval_deep(args: argparse.Namespace, checkpoint: Any) -> int:
     from altmarl_ros.marl.checkpoint import atomic_write_text
     from altmarl_ros.marl.deep.learners import DeepConfig, DeepLearners
-    from altmarl_ros.marl.deep.rollouts import evaluate_env
+    from altmarl_ros.marl.rollouts import evaluate_env
     from altmarl_ros.tasks import make_env
     from altmarl_ros.training import load_run, load_trained
 

@@ -24,16 +24,14 @@ from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from altmarl_ros.agents.coordinator import Coordinator
+from altmarl_ros.agents.coordinator import Coordinator, online_checkpoint, online_learner
 from altmarl_ros.marl.checkpoint import (
     CHECKPOINT_NAME,
-    RESERVED_KEYS,
     load_checkpoint,
     resolve_path,
     save_checkpoint,
 )
 from altmarl_ros.marl.errors import AltmarlError, CheckpointError
-from altmarl_ros.marl.glearn import OnlineGLearner
 from altmarl_ros.nodes import topics
 from altmarl_ros.nodes.common import (
     declare,
@@ -46,7 +44,7 @@ from altmarl_ros.nodes.common import (
 )
 from altmarl_ros.nodes.sim_node import ZONE_COLOURS
 from altmarl_ros.sim.config import zone_centres, zone_of
-from altmarl_ros.sim.controller import GoToController
+from altmarl_ros.sim.controller import ControlGate, GoToController
 from altmarl_ros.sim.moves import leader_destination
 
 DEFAULTS = {"policy": "", "n": 20, "k": 4, "world_config": "", "seed": 0, "learn": False, "epsilon": 0.1,
@@ -79,16 +77,12 @@ class CoordinatorNode(Node):
         self.source = None  # the policy's checkpoint, read at the first online save
         self.failed_saves = 0
         if p["learn"]:
-            q_values, visits = trained.global_q, None
+            resume = None
             if self.checkpoint_out is not None and resolve_path(self.checkpoint_out).exists():
-                saved = load_checkpoint(self.checkpoint_out)
-                q_values = saved.array("global_q")
-                visits = saved.arrays.get("online_visits")
+                resume = load_checkpoint(self.checkpoint_out)
                 self.get_logger().info(f"resuming the Q table saved in {resolve_path(self.checkpoint_out)}")
-            learner = OnlineGLearner(self.game, p["k"], np.random.default_rng([p["seed"], 7]), epsilon=p["epsilon"],
-                                     learning_rate=p["learning_rate"] or None, q_values=q_values)
-            if visits is not None and visits.shape == learner.visits.shape:
-                learner.visits[:] = visits
+            learner = online_learner(self.game, p["k"], p["seed"], trained.global_q, resume, p["epsilon"],
+                                     p["learning_rate"])
         self.coordinator = Coordinator(self.game, p["k"], trained.global_policy, trained.local_policy, self.rng,
                                        learner=learner, max_missed=p["max_missed"],
                                        liveness_timeout=p["liveness_timeout"], assume_alive=False,
@@ -98,7 +92,7 @@ class CoordinatorNode(Node):
                                                 self.world.max_angular)
         self.leader_pose: np.ndarray | None = None
         self.leader_target: int | None = None
-        self.last_leader_cmd = -np.inf
+        self.leader_gate = ControlGate(self.world.control_dt)
         self.next_decision: float | None = None
         self.deadline: float | None = None
         self.asked = np.zeros(0, dtype=np.int64)
@@ -210,9 +204,8 @@ class CoordinatorNode(Node):
             return
         self.leader_pose = np.array([x, y, yaw])
         now = self._now()
-        if self.leader_target is None or now - self.last_leader_cmd < 0.999 * self.world.control_dt:
+        if self.leader_target is None or not self.leader_gate.due(now):
             return
-        self.last_leader_cmd = now
         target = self.centres[self.leader_target][None, :]
         linear, angular = self.leader_controller(self.leader_pose[None, :], target, self.world.control_dt)
         cmd = Twist()
@@ -355,13 +348,8 @@ class CoordinatorNode(Node):
             return
         if self.source is None:
             self.source = load_checkpoint(self.params["policy"])  # once: arrays and metadata of the policy
-        arrays = dict(self.source.arrays)
-        q = self.coordinator.q_values
-        arrays["global_q"] = q.astype(np.float32)
-        arrays["global_actions"] = np.argmax(q, axis=-1).astype(np.int16)
-        arrays["online_visits"] = self.coordinator.learner.visits
-        meta = {key: value for key, value in self.source.meta.items() if key not in RESERVED_KEYS}
-        meta["online"] = {"steps": self.coordinator.step, "updates": int(self.coordinator.learner.visits.sum())}
+        arrays, meta = online_checkpoint(self.source, self.coordinator.learner, self.coordinator.q_values,
+                                         self.coordinator.step)
         target = self.checkpoint_out if self.checkpoint_out.suffix == ".npz" else self.checkpoint_out / CHECKPOINT_NAME
         try:
             path = save_checkpoint(target, arrays, meta)

@@ -60,6 +60,7 @@ from altmarl_ros.nodes.common import (
     wall_timer,
     warn_without_clock,
 )
+from altmarl_ros.sim.controller import ControlGate
 
 RELIABLE_DEPTH = 50
 STATUS_PERIOD = 10.0  # wall seconds between a host's "still waiting for ..." lines
@@ -93,7 +94,7 @@ class RobotNode(Node):
             drop_event_handlers(self)
             pub, sub = {"event_callbacks": QUIET_PUB}, {"event_callbacks": QUIET_SUB}
         self.control_dt = world.control_dt
-        self.last_cmd: float | None = None
+        self.control_gate = ControlGate(self.control_dt)
         self.pose_topic = self.resolve_topic_name(params["pose_topic"])
         self.last_pose_time: float | None = None
         self.said_pose_silent = False
@@ -126,12 +127,9 @@ class RobotNode(Node):
         self.last_pose_time = self._now()
         if first:
             self.host.announce(self)  # ready: it can answer sample requests now
-        # the control rate is gated on the pose's stamp (the time the pose was measured), so a busy
-        # process that takes a pose late still commands once per control period; unstamped poses
+        # the control rate is gated on the pose's stamp (the time the pose was measured); unstamped poses
         # fall back to the node's clock
-        now = stamp if stamp > 0.0 else self.get_clock().now().nanoseconds * 1e-9
-        if self.last_cmd is None or now < self.last_cmd or now - self.last_cmd >= 0.999 * self.control_dt:
-            self.last_cmd = now
+        if self.control_gate.due(stamp if stamp > 0.0 else self._now()):
             stop = self.host.coordinator_silent()
             self.publish_cmd(*((0.0, 0.0) if stop else self.agent.cmd_vel(self.control_dt)))
 
@@ -226,7 +224,7 @@ class RobotHost(Node):
         # raw: the CDR bytes, parsed with numpy (topics.parse_pose_array_cdr), not thousands of Pose objects
         self.create_subscription(PoseArray, self.batch_pose_topic, self._on_batch_poses, 10, raw=True)
         self.last_batch_pose: float | None = None
-        self.last_batch_cmd: float | None = None
+        self.batch_gate = ControlGate(self.world.control_dt)
         self.said_batch_silent = False
 
     def _on_batch_poses(self, data: bytes) -> None:
@@ -242,10 +240,7 @@ class RobotHost(Node):
         if first:
             for robot_id in batch.ids:
                 self.announce_id(int(robot_id))
-        now = stamp if stamp > 0.0 else self._now()
-        last = self.last_batch_cmd
-        if last is None or now < last or now - last >= 0.999 * self.world.control_dt:
-            self.last_batch_cmd = now
+        if self.batch_gate.due(stamp if stamp > 0.0 else self._now()):
             stop = self.coordinator_silent()
             command = np.zeros((len(batch), 2)) if stop else batch.cmd_vel(self.world.control_dt)
             self.batch_cmd_pub.publish(Float64MultiArray(data=array("d", command.ravel())))

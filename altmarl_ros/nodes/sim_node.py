@@ -27,10 +27,9 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from altmarl_ros.bringup.launch_plan import robot_ranges
 from altmarl_ros.marl.errors import AltmarlError
-from altmarl_ros.marl.population import sample_initial_states
 from altmarl_ros.nodes import topics
 from altmarl_ros.nodes.common import QUIET_PUB, QUIET_SUB, declare, load_policy, load_world, run
-from altmarl_ros.sim.world import SwarmWorld
+from altmarl_ros.sim.world import SwarmWorld, initial_zones
 
 ZONE_COLOURS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.4, 0.74),
                 (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.5, 0.5, 0.5), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81))
@@ -52,9 +51,8 @@ class SimNode(Node):
         self.world_config = load_world(p["world_config"], trained.game.num_local_states, backend=p["backend"])
         game = trained.game.with_n(p["n"])
         rng = np.random.default_rng(p["seed"])
-        leader_zone, counts = sample_initial_states(game, rng, 1)
-        zones = rng.permutation(np.repeat(np.arange(game.num_local_states), counts[0]))
-        self.world = SwarmWorld(self.world_config, zones, int(leader_zone[0]), rng)
+        leader_zone, zones = initial_zones(game, rng)
+        self.world = SwarmWorld(self.world_config, zones, leader_zone, rng)
         self.n = p["n"]
         self.cmd = np.zeros((self.n + 1, 2))
         self.cmd_time = np.full(self.n + 1, -np.inf)

@@ -129,3 +129,22 @@ class GoToController:
         hit = (own > 0) & (gap - own - np.maximum(other, 0.0) < g.min_gap)
         blocked[a[hit]] = True
         return blocked
+
+
+class ControlGate:
+    """Once per control period on the clock of the poses: a process that takes a pose late still commands
+    once per period, and a clock that goes back (a restarted sim) starts the gate afresh.
+
+    The 0.999 lets a pose stamped a hair under one period after the last command through.
+    """
+
+    def __init__(self, period: float) -> None:
+        self.period = float(period)
+        self.last: float | None = None
+
+    def due(self, now: float) -> bool:
+        """True (and the period restarts at `now`) if a command is due at `now`."""
+        if self.last is None or now < self.last or now - self.last >= 0.999 * self.period:
+            self.last = now
+            return True
+        return False

@@ -9,8 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.marl.population import sample_initial_states
 from altmarl_ros.sim.backend import Backend, KinematicBackend, WorldError
 from altmarl_ros.sim.config import WorldConfig, check_capacity, parking_slots, zone_centres, zone_of
+
+
+def initial_zones(game: TabularGame, rng: np.random.Generator) -> tuple[int, np.ndarray]:
+    """Where the ROS graph's sim starts: the leader's zone and every robot's zone, one draw of the task's
+    initial distribution (a count vector of game.n robots, shuffled over the robot ids)."""
+    leader_zone, counts = sample_initial_states(game, rng, 1)
+    zones = rng.permutation(np.repeat(np.arange(game.num_local_states), counts[0]))
+    return int(leader_zone[0]), zones
 
 
 def make_backend(config: WorldConfig, initial_poses: np.ndarray) -> Backend:

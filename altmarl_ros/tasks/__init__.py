@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from altmarl_ros.marl.deep.envs import PopulationEnv, TabularPopulationEnv
+from altmarl_ros.marl.envs import PopulationEnv, TabularPopulationEnv
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.tasks import federated, warehouse, zones

@@ -79,7 +79,7 @@ k=5 5.37 vs 5.12, k=20 5.77 vs 5.15 (std of per-seed means about 0.3), so the
 coordinator uses the sample, and more so as k grows.
 
 `federated_check.py` runs the learned policies on a real federated
-optimisation problem (quadratic clients in numpy).
+optimisation problem (quadratic clients in numpy, `federated_problem.py`).
 
 Calibrated numbers (``calibration: real``, off by default). Every array except
 the step-level move is then measured on that real problem by
@@ -109,8 +109,9 @@ import numpy as np
 from altmarl_ros.marl import budget
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame
+from altmarl_ros.tasks.federated_calibration import calibrate
+from altmarl_ros.tasks.federated_problem import LOCAL_ACTIONS, global_state_index
 
-LOCAL_ACTIONS = ("skip", "light", "heavy")
 CALIBRATIONS = ("none", "real")
 
 
@@ -144,7 +145,7 @@ class FederatedConfig:
     quality_reward: float = 1.0
     profile_concentration: float = 0.3
     # "none": the hand-written numbers above; "real": P_l, the quality part of P_g and r_l measured on the real
-    # federated problem of federated_check.py (tasks/federated_calibration.py); the numbers from contribution_scale
+    # federated problem of federated_problem.py (tasks/federated_calibration.py); the numbers from contribution_scale
     # to quality_reward are then unused
     calibration: str = "none"
     calibration_k: int = 5  # clients aggregated per round in the calibration runs (train with the same --k)
@@ -200,11 +201,6 @@ def _check_config(c: FederatedConfig) -> None:
             raise GameValidationError(
                 f"quality move probabilities exceed 1 at step size {eta}: up {up:.3g} + down {down:.3g}; "
                 "lower quality_up_base, quality_up_step or quality_down_step2")
-
-
-def global_state_index(quality: np.ndarray | int, step_level: np.ndarray | int, num_steps: int) -> np.ndarray:
-    """s_g = q * E + e: the one index a global state has in the game's arrays."""
-    return np.asarray(quality) * num_steps + np.asarray(step_level)
 
 
 def client_contribution(config: FederatedConfig) -> np.ndarray:
@@ -315,8 +311,6 @@ def _game(config: FederatedConfig, global_transition, local_transition, global_r
 @lru_cache(maxsize=8)
 def _calibration(k: int, seeds: tuple[int, ...], step_sizes: tuple[float, ...], drift_levels: int,
                  quality_levels: int):
-    from altmarl_ros.tasks.federated_calibration import calibrate  # imports federated_check, which imports us
-
     return calibrate(seeds=seeds, k=k, step_sizes=step_sizes, drift_levels=drift_levels,
                      quality_levels=quality_levels)
 

@@ -1,4 +1,4 @@
-"""Calibrate the `federated` game's numbers on the real federated problem of federated_check.py.
+"""Calibrate the `federated` game's numbers on the real federated problem (federated_problem.py).
 
 Why: the default game's numbers (eta^2 curvature penalties, drift and quality
 rates) are a hand-written model; on the real quadratic problem they make the
@@ -8,8 +8,8 @@ fixed procedure (no tuning against the learned policy's score):
 
 1. Behaviour data. For each calibration seed (disjoint from the check's
    evaluation seeds 0..9: the default is 1000..1199) build the check's problem
-   (``_make_problem``: same client distribution, same drift/quality
-   discretisation) and run it for ``rounds`` rounds with an exploring behaviour
+   (``federated_problem.make_problem``: same client distribution, same
+   drift/quality discretisation) and run it for ``rounds`` rounds with an exploring behaviour
    policy: the step level of each round is uniform over the E levels, every
    client's action is uniform over (skip, light, heavy), the server aggregates
    k uniformly sampled clients exactly as the check does. Each round records
@@ -52,14 +52,21 @@ Deterministic from the seeds; about 2 s for 200 seeds x 50 rounds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
 from altmarl_ros.marl import budget
 from altmarl_ros.marl.errors import GameValidationError
-from altmarl_ros.tasks.federated import LOCAL_ACTIONS
-from altmarl_ros.tasks.federated_check import FederatedCheckConfig, _loss, _make_problem, _prox_point
+from altmarl_ros.tasks.federated_problem import (
+    LOCAL_ACTIONS,
+    FederatedCheckConfig,
+    aggregate,
+    drift_levels,
+    local_training,
+    loss,
+    make_problem,
+    quality_level,
+)
 
 DEFAULT_SEEDS = tuple(range(1000, 1200))
 
@@ -87,37 +94,27 @@ def _smooth(counts: np.ndarray, parent: np.ndarray, weight: float) -> np.ndarray
 
 def _behaviour_run(cfg: FederatedCheckConfig, step_sizes: np.ndarray, D: int, k: int, seed: int):
     """One exploring run on the check's problem of `seed`; yields the per-round records."""
-    shape = SimpleNamespace(num_local_states=D)
-    problem = _make_problem(cfg, shape, np.random.default_rng([seed, 0]))
+    problem = make_problem(cfg, D, np.random.default_rng([seed, 0]))
     rng = np.random.default_rng([seed, 2])
     A, c, n, E = problem.A, problem.c, cfg.n_clients, len(step_sizes)
     span = problem.loss_0 - problem.loss_star
     steps = np.asarray(cfg.local_steps)
-    thresholds_d, thresholds_q = np.asarray(cfg.drift_thresholds), np.asarray(cfg.quality_thresholds)
     x, y, excess = np.zeros(cfg.dim), problem.y0.copy(), 1.0
     level = int(rng.integers(E))
-
-    def drift_levels() -> np.ndarray:
-        drift = np.linalg.norm(y - _prox_point(A, c, x, cfg.prox), axis=1) / problem.r0
-        return np.searchsorted(thresholds_d, drift, side="left")
-
-    d = drift_levels()
+    d = drift_levels(problem, cfg, x, y)
     records = []
     for _ in range(cfg.rounds):
-        q = int(np.sum(excess <= thresholds_q))
+        q = quality_level(cfg, excess)
         next_level = int(rng.integers(E))
         sampled = rng.choice(n, size=k, replace=False)
         actions = rng.integers(len(LOCAL_ACTIONS), size=n)
         tau = steps[actions]
-        for step in range(int(tau.max(initial=0))):
-            active = tau > step
-            ya = y[active]
-            y[active] = ya - cfg.local_lr * (A[active] * (ya - c[active]) + cfg.prox * (ya - x))
-        x = x + step_sizes[level] * (y[sampled] - x).mean(axis=0)
-        new_excess = (_loss(A, c, x) - problem.loss_star) / span
+        local_training(problem, cfg, y, x, tau)
+        x = aggregate(x, y, sampled, step_sizes[level])
+        new_excess = (loss(A, c, x) - problem.loss_star) / span
         if not np.isfinite(new_excess):
             break
-        d_next = drift_levels()
+        d_next = drift_levels(problem, cfg, x, y)
         records.append((q, level, d, actions, d_next, sampled, excess - new_excess, excess))
         d, excess, level = d_next, new_excess, next_level
     return records

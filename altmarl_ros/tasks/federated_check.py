@@ -66,28 +66,20 @@ import numpy as np
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policies import GlobalPolicy, check_local_policy
-from altmarl_ros.tasks.federated import LOCAL_ACTIONS, global_state_index
+from altmarl_ros.tasks.federated_problem import (
+    LOCAL_ACTIONS,
+    FederatedCheckConfig,
+    Problem,
+    aggregate,
+    drift_levels,
+    global_state_index,
+    local_training,
+    loss,
+    make_problem,
+    quality_level,
+)
 
 LIGHT = LOCAL_ACTIONS.index("light")
-
-
-@dataclass(frozen=True)
-class FederatedCheckConfig:
-    n_clients: int = 100
-    dim: int = 10
-    rounds: int = 50
-    curvature_min: float = 0.5
-    curvature_max: float = 2.0
-    initial_distance: float = 3.0
-    heterogeneity: float = 0.3  # spread of the client optima; 1.0 is a harder regime (see module docstring)
-    prox: float = 1.0
-    local_lr: float = 0.05
-    local_steps: tuple[int, ...] = (0, 2, 10)  # skip, light, heavy
-    drift_thresholds: tuple[float, ...] = (0.25, 0.5, 1.0)  # drift / R0 -> level (D - 1 values)
-    quality_thresholds: tuple[float, ...] = (0.5, 0.2, 0.05, 0.01)  # excess-loss ratio -> level (Q - 1 values)
-    initial_drift: tuple[float, ...] = (0.1, 0.35, 0.75, 1.5)  # drift / R0 given to a client of each level
-    profile_concentration: float = 0.3  # initial drift profile ~ Dirichlet
-    initial_step_level: int = 0
 
 
 @dataclass
@@ -121,17 +113,6 @@ class FederatedReport:
             if m.name == name:
                 return m
         raise KeyError(f"no method {name!r}; methods: {[m.name for m in self.methods]}")
-
-
-@dataclass
-class _Problem:
-    A: np.ndarray  # (n, dim) diagonal curvatures
-    c: np.ndarray  # (n, dim) client optima
-    x_star: np.ndarray
-    loss_star: float
-    loss_0: float
-    r0: float
-    y0: np.ndarray  # (n, dim) initial client models
 
 
 def _check_config(cfg: FederatedCheckConfig, game: TabularGame) -> None:
@@ -191,33 +172,6 @@ def _check_policies(game: TabularGame, global_policy: GlobalPolicy, local_policy
     return local_policy
 
 
-def _make_problem(cfg: FederatedCheckConfig, game: TabularGame, rng: np.random.Generator) -> _Problem:
-    n, dim = cfg.n_clients, cfg.dim
-    A = rng.uniform(cfg.curvature_min, cfg.curvature_max, size=(n, dim))
-    direction = rng.standard_normal(dim)
-    mean = cfg.initial_distance * direction / np.linalg.norm(direction)
-    c = mean + cfg.heterogeneity * rng.standard_normal((n, dim))
-    x_star = (A * c).sum(axis=0) / A.sum(axis=0)
-    x0 = np.zeros(dim)
-    loss_star, loss_0 = _loss(A, c, x_star), _loss(A, c, x0)
-    fresh0 = _prox_point(A, c, x0, cfg.prox)
-    r0 = float(np.linalg.norm(fresh0 - x0, axis=1).mean())
-    profile = rng.dirichlet(np.full(game.num_local_states, cfg.profile_concentration))
-    levels = rng.choice(game.num_local_states, size=n, p=profile)
-    unit = rng.standard_normal((n, dim))
-    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
-    y0 = fresh0 + r0 * np.asarray(cfg.initial_drift)[levels, None] * unit
-    return _Problem(A, c, x_star, loss_star, loss_0, r0, y0)
-
-
-def _loss(A: np.ndarray, c: np.ndarray, x: np.ndarray) -> float:
-    return float(0.5 * (A * (x - c) ** 2).sum(axis=1).mean())
-
-
-def _prox_point(A: np.ndarray, c: np.ndarray, x: np.ndarray, prox: float) -> np.ndarray:
-    return (A * c + prox * x) / (A + prox)
-
-
 @dataclass
 class _Run:
     excess: np.ndarray  # (rounds + 1,) excess-loss ratio, index 0 = start
@@ -228,7 +182,7 @@ class _Run:
     changed: int  # rounds where the sample changed the learned server's choice
 
 
-def _run(problem: _Problem, cfg: FederatedCheckConfig, game: TabularGame, step_sizes: np.ndarray,
+def _run(problem: Problem, cfg: FederatedCheckConfig, game: TabularGame, step_sizes: np.ndarray,
          global_policy: GlobalPolicy, k: int, local_policy: np.ndarray | None, fixed_level: int | None,
          rng: np.random.Generator) -> _Run:
     """One federated run; `fixed_level` None = learned server, `local_policy` None = clients always light."""
@@ -247,9 +201,8 @@ def _run(problem: _Problem, cfg: FederatedCheckConfig, game: TabularGame, step_s
     all_fresh[0, 0] = k
     steps_per_action = np.asarray(cfg.local_steps)
     for t in range(cfg.rounds):
-        drift = np.linalg.norm(y - _prox_point(A, c, x, cfg.prox), axis=1) / problem.r0
-        drift_level = np.searchsorted(np.asarray(cfg.drift_thresholds), drift, side="left")
-        quality = int(np.sum(excess[t] <= np.asarray(cfg.quality_thresholds)))
+        drift_level = drift_levels(problem, cfg, x, y)
+        quality = quality_level(cfg, excess[t])
         s_g = int(global_state_index(quality, level, E))
         sampled = rng.choice(n, size=k, replace=False)
         counts = np.bincount(drift_level[sampled], minlength=D)
@@ -267,17 +220,14 @@ def _run(problem: _Problem, cfg: FederatedCheckConfig, game: TabularGame, step_s
             actions = np.minimum((u >= np.cumsum(probs, axis=1)[:, :-1]).sum(axis=1), len(LOCAL_ACTIONS) - 1)
         tau = steps_per_action[actions]
         compute += int(tau.sum())
-        for step in range(int(tau.max(initial=0))):
-            active = tau > step
-            ya = y[active]
-            y[active] = ya - cfg.local_lr * (A[active] * (ya - c[active]) + cfg.prox * (ya - x))
+        local_training(problem, cfg, y, x, tau)
         step_counts[level] += 1
-        x = x + step_sizes[level] * (y[sampled] - x).mean(axis=0)
-        loss = _loss(A, c, x)
-        if not np.isfinite(loss):
+        x = aggregate(x, y, sampled, step_sizes[level])
+        global_loss = loss(A, c, x)
+        if not np.isfinite(global_loss):
             excess[t + 1:] = np.inf
             break
-        excess[t + 1] = (loss - problem.loss_star) / span
+        excess[t + 1] = (global_loss - problem.loss_star) / span
         level = next_level
     return _Run(excess, compute / (n * cfg.rounds), step_counts, drift_sum, choices, changed)
 
@@ -303,7 +253,7 @@ def federated_check_policies(game: TabularGame, global_policy: GlobalPolicy, loc
         [f"fixed eta={s:g}, learned clients" for s in step_sizes]
     runs: dict[str, list[_Run]] = {name: [] for name in names}
     for seed in seeds:
-        problem = _make_problem(cfg, game, np.random.default_rng([seed, 0]))
+        problem = make_problem(cfg, game.num_local_states, np.random.default_rng([seed, 0]))
         for name in names:
             if name == "learned":
                 level, clients = None, local_policy

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from altmarl_ros.marl import budget
-from altmarl_ros.marl.deep.envs import EnvState, PopulationEnv
+from altmarl_ros.marl.envs import EnvState, PopulationEnv
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import check_population
 from altmarl_ros.marl.population import inverse_cdf_draw
@@ -102,6 +102,7 @@ class WarehouseEnv(PopulationEnv):
         self.half_width = (config.high - config.low) / 2
         self.centre = (config.high + config.low) / 2
         self.bin_centres = config.low + (np.arange(config.bins) + 0.5) * (config.high - config.low) / config.bins
+        self.state_bounds = (config.low, config.high)  # every position is clipped to the segment
         self.config = asdict(config)
 
     # --- observations -------------------------------------------------------------------------

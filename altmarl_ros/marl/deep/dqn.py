@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from altmarl_ros.marl.deep.envs import PopulationEnv
 from altmarl_ros.marl.deep.nets import QNetworkPolicy, mlp
+from altmarl_ros.marl.envs import PopulationEnv
 from altmarl_ros.marl.errors import GameValidationError
 
 log = logging.getLogger(__name__)

@@ -43,15 +43,16 @@ from altmarl_ros.marl.alternation import (
     RoundRecord,
     run_alternation,
 )
+from altmarl_ros.marl.baselines import UniformLocalPolicy
 from altmarl_ros.marl.certificate import paired_difference
 from altmarl_ros.marl.config import config_from_mapping
 from altmarl_ros.marl.deep.dqn import DQNConfig, deep_g_learn
-from altmarl_ros.marl.deep.envs import PopulationEnv
-from altmarl_ros.marl.deep.nets import UniformLocalPolicy, seed_everything
+from altmarl_ros.marl.deep.nets import seed_everything
 from altmarl_ros.marl.deep.ppo import PPOConfig, deep_l_learn
-from altmarl_ros.marl.deep.rollouts import evaluate_env, representative_values
+from altmarl_ros.marl.envs import PopulationEnv
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.evaluation import EvaluationReport
+from altmarl_ros.marl.rollouts import evaluate_env, representative_values
 
 log = logging.getLogger(__name__)
 

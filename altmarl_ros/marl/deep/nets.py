@@ -4,8 +4,9 @@ Policies act on the features a `PopulationEnv` produces:
 * `QNetworkPolicy` — the coordinator: argmax of Q(observation, .), the
   observation being (features of s_g, histogram of its k-subsample);
 * `ActorPolicy` — a robot: softmax (or argmax, `greedy`) of the actor's logits
-  over the local features (s_g, s_l);
-* `UniformLocalPolicy` — the alternation's starting robot policy.
+  over the local features (s_g, s_l).
+
+The uniform robot policy the alternation starts from is `marl.baselines.UniformLocalPolicy`.
 
 Every input is checked for NaN/inf before it reaches a network, because a NaN
 observation would otherwise turn into a silent argmax of 0.
@@ -89,14 +90,6 @@ class ActorPolicy:
         if self.greedy:
             return np.eye(self.num_actions)[logits.argmax(dim=-1).numpy()]
         return torch.softmax(logits.double(), dim=-1).numpy()
-
-
-@dataclass
-class UniformLocalPolicy:
-    num_actions: int
-
-    def probabilities(self, features: np.ndarray) -> np.ndarray:
-        return np.full(np.shape(features)[:-1] + (self.num_actions,), 1.0 / self.num_actions)
 
 
 def state_dict_arrays(prefix: str, net: nn.Module) -> dict[str, np.ndarray]:

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from altmarl_ros.marl.deep.envs import PopulationEnv
 from altmarl_ros.marl.deep.nets import ActorPolicy, mlp
+from altmarl_ros.marl.envs import PopulationEnv
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.population import inverse_cdf_draw
 

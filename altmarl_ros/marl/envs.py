@@ -15,6 +15,7 @@ and n local agents. The deep learners only ever see it through:
 
 `TabularPopulationEnv` wraps a `TabularGame` (count-based, exact in
 distribution for any n); `tasks/warehouse.py` has a continuous one.
+`marl/check_env.py` checks that an env keeps this contract.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class PopulationEnv(ABC):
     global_feature_dim: int
     local_feature_dim: int
     config: dict[str, Any]
+    # closed interval [low, high] holding every continuous state (s_g and each robot's s_i), which
+    # marl.check_env checks; None where states are indices (a TabularGame's) or unbounded
+    state_bounds: tuple[float, float] | None = None
 
     @property
     def global_obs_dim(self) -> int:

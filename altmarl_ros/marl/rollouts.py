@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from altmarl_ros.marl.deep.envs import PopulationEnv
+from altmarl_ros.marl.envs import PopulationEnv
 from altmarl_ros.marl.evaluation import EvaluationReport, evaluate_by_seed
 from altmarl_ros.marl.population import inverse_cdf_draw
 
@@ -24,17 +24,6 @@ class EnvRollout:
     discounted_return: np.ndarray  # (batch,) system return
     mode_hits: np.ndarray  # (batch, horizon)
     agent_return: np.ndarray | None  # (batch, m) representative agents' discounted r_l, if any
-
-
-class RandomGlobalPolicy:
-    """The random-dispatcher baseline: a uniform action each step, from its own seeded stream."""
-
-    def __init__(self, num_actions: int, k: int, seed: int) -> None:
-        self.num_actions, self.k, self.observation = num_actions, k, "subsample"
-        self.rng = np.random.default_rng(seed)
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        return self.rng.integers(self.num_actions, size=len(obs))
 
 
 def rollout_env(env: PopulationEnv, global_policy: Any, local_policy: Any, rng: np.random.Generator, batch: int,
