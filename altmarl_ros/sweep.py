@@ -1,7 +1,7 @@
 """k-sweeps: train and evaluate at several k, write a CSV and the plots of the report.
 
 Every file is replaced atomically: each k's run directory as a whole
-(training.save_run), sweep.csv, baselines.json and the plots through a
+(runs.save), sweep.csv, baselines.json and the plots through a
 temporary renamed into place, so a sweep killed at any point leaves complete
 files. `check_sweep_dir` is what `altmarl sweep --out` checks before the first
 run starts.
@@ -26,8 +26,8 @@ from altmarl_ros.marl.alternation import AlternationConfig, alternate
 from altmarl_ros.marl.checkpoint import atomic_file, atomic_write_text, is_temp_name, probe_writable
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.evaluation import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS, evaluate
+from altmarl_ros.runs import list_briefly, save
 from altmarl_ros.tasks import make_game
-from altmarl_ros.training import list_briefly, save_result
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def run_sweep(task: str, ks: list[int], out_dir: str | Path, seed: int = 0,
 
     def done(index: int, outcome: tuple[Any, dict[str, Any]]) -> None:
         result, row = outcome
-        save_result(result, out_dir / run_dir_name(row["k"], row["seed"], len(seeds)), task, overrides)
+        save(result, out_dir / run_dir_name(row["k"], row["seed"], len(seeds)), task, overrides)
         rows[index] = row
         log.info("k=%d seed=%d: return %.2f ± %.2f, mode accuracy %.3f (start %s), global gap %.3f ± %.3f, "
                  "trained in %.1fs + certificate %.1fs", row["k"], row["seed"], row["return_mean"], row["return_std"],
@@ -186,7 +186,6 @@ def run_deep_sweep(task: str, ks: list[int], seeds: list[int], out_dir: str | Pa
     from altmarl_ros.marl.rollouts import evaluate_env
     from altmarl_ros.parallel import run_jobs
     from altmarl_ros.tasks import make_env
-    from altmarl_ros.training import save_deep_result
 
     out_dir = Path(out_dir)
     overrides = dict(overrides or {})
@@ -202,7 +201,7 @@ def run_deep_sweep(task: str, ks: list[int], seeds: list[int], out_dir: str | Pa
 
     def done(index: int, outcome: tuple[Any, dict[str, Any]]) -> None:
         result, row = outcome
-        save_deep_result(result, out_dir / f"k{row['k']}-s{row['seed']}", task, overrides)
+        save(result, out_dir / f"k{row['k']}-s{row['seed']}", task, overrides)
         rows[index] = row
         log.info("k=%d seed=%d: return %.2f ± %.2f, mode accuracy %.3f (random dispatcher %.2f), trained in %.0fs",
                  row["k"], row["seed"], row["return_mean"], row["return_std"], row["mode_accuracy"],

@@ -344,9 +344,9 @@ def run_identity(run_dir: Path) -> str:
     Raises on anything else (the caller reports it as lost data)."""
     import csv
 
-    from altmarl_ros.training import load_trained
+    from altmarl_ros import runs
 
-    trained = load_trained(run_dir)
+    trained = runs.load(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     with open(run_dir / "history.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -438,7 +438,7 @@ def file_cases(seed: int) -> list[Case]:
 KILLER = """
 import os, signal, sys, time
 from altmarl_ros.marl import checkpoint as ckpt
-from altmarl_ros import cli, training
+from altmarl_ros import cli, runs
 at = int(sys.argv[1])
 seen = []
 def hook(step):
@@ -448,7 +448,7 @@ def hook(step):
         os.kill(os.getpid(), signal.SIGKILL)
 ckpt._fault_hook = hook
 if at == 0:  # killed after training, before the save begins
-    training.save_run = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+    runs.write_run = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
 sys.exit(cli.main(sys.argv[2:]))
 """
 

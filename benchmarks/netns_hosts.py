@@ -113,12 +113,12 @@ def world_yaml(path: Path, decision_period: float) -> Path:
 
 def train_policy(out: Path, k: int) -> Path:
     """The tiny zones policy the integration tests use (one alternation round, seed 0)."""
+    from altmarl_ros import runs
     from altmarl_ros.marl.alternation import AlternationConfig, alternate
     from altmarl_ros.tasks import make_game
-    from altmarl_ros.training import save_result
 
     result = alternate(make_game("zones"), k, AlternationConfig(rounds=1, certify=False, eval_seeds=2), seed=0)
-    save_result(result, out, "zones", {})
+    runs.save(result, out, "zones", {})
     return out
 
 
@@ -157,10 +157,11 @@ def observe(case: dict[str, Any]) -> None:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    from altmarl_ros import runs
     from altmarl_ros.bringup.monitor import MonitorNode
-    from altmarl_ros.nodes.common import load_policy, load_world
+    from altmarl_ros.nodes.common import load_world
 
-    trained = load_policy(case["policy"])
+    trained = runs.load(case["policy"], expect_task="zones")
     world = load_world(case["world_config"], trained.game.num_local_states)
     out = open(case["out"], "a", buffering=1)  # noqa: SIM115 - closed at the end
 

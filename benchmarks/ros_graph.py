@@ -9,7 +9,7 @@ decision_period 1.0 s (1 Hz decisions), control_rate 10 Hz (odometry and
 cmd_vel at 10 Hz per robot, or per fleet's pose and command arrays on the
 batched link), k = 4 with a k = 4 policy trained once per
 invocation (``alternate(make_game('zones'), 4, AlternationConfig(rounds=1,
-certify=False, eval_seeds=2), seed=0)`` + ``save_result``). Geometry as in
+certify=False, eval_seeds=2), seed=0)`` + ``runs.save``). Geometry as in
 world_step_rate.py: spacing 0.45 m, zone_radius grown from 1.85 m in 0.05 m
 steps until one zone holds n robots, ring = zone / sin(pi/5) * 1.05,
 arena = ring + zone + 0.5.
@@ -179,13 +179,13 @@ def fit_geometry(n: int, spacing: float) -> dict[str, float]:
 
 def train_policy(case: dict[str, Any]) -> dict[str, Any]:
     """Child: the k = 4 policy every graph run uses."""
+    from altmarl_ros import runs
     from altmarl_ros.marl.alternation import AlternationConfig, alternate
     from altmarl_ros.tasks import make_game
-    from altmarl_ros.training import save_result
 
     start = time.perf_counter()
     result = alternate(make_game("zones"), K, AlternationConfig(rounds=1, certify=False, eval_seeds=2), seed=0)
-    save_result(result, case["out"], "zones", {})
+    runs.save(result, case["out"], "zones", {})
     return {"policy": case["out"], "train_s": time.perf_counter() - start}
 
 

@@ -301,8 +301,10 @@ def test_the_control_gate_opens_once_per_period_and_afresh_when_the_clock_goes_b
 
 
 def test_a_learning_coordinator_starts_from_the_policy_or_resumes_a_saved_online_run(tmp_path):
-    from altmarl_ros.agents.coordinator import online_checkpoint, online_learner
-    from altmarl_ros.marl.checkpoint import load_checkpoint, save_checkpoint
+    from altmarl_ros import runs
+    from altmarl_ros.agents.coordinator import online_learner
+    from altmarl_ros.marl.alternation import AlternationConfig, alternate
+    from altmarl_ros.marl.checkpoint import load_checkpoint
 
     game = make_game("zones", {"n": 20})
     entries = OnlineGLearner(game, 4, np.random.default_rng(0)).visits.shape[1]
@@ -312,13 +314,14 @@ def test_a_learning_coordinator_starts_from_the_policy_or_resumes_a_saved_online
     assert fresh.visits.sum() == 0 and fresh.learning_rate is None and fresh.epsilon == 0.1
     fresh.visits[1, 3, 2] = 7
     learned_q = policy_q + 1.0
-    source = save_checkpoint(tmp_path / "policy.npz", {"global_q": policy_q.astype(np.float32), "other": np.arange(3)},
-                             {"task": "zones", "k": 4})
-    arrays, meta = online_checkpoint(load_checkpoint(source), fresh, learned_q, steps=12)
-    assert meta["task"] == "zones" and meta["online"] == {"steps": 12, "updates": 7}
-    np.testing.assert_array_equal(arrays["other"], np.arange(3))  # the rest of the policy's run is kept
-    np.testing.assert_array_equal(arrays["global_actions"], np.argmax(learned_q, axis=-1))
-    saved = load_checkpoint(save_checkpoint(tmp_path / "online.npz", arrays, meta))
+    policy = runs.load(runs.save(alternate(make_game("zones", {"n": 20}), 4, AlternationConfig(
+        rounds=1, certify=False, eval_seeds=1, eval_rollouts=2, starts=("uniform",)), seed=0), tmp_path / "run",
+        "zones", {"n": 20}))
+    path = runs.save_online(tmp_path / "online.npz", policy, fresh, learned_q, steps=12)
+    saved = load_checkpoint(path)
+    assert saved.meta["task"] == "zones" and saved.meta["online"] == {"steps": 12, "updates": 7}
+    np.testing.assert_array_equal(saved.array("local_policy"), policy.local_policy)  # the rest of the run is kept
+    np.testing.assert_array_equal(saved.array("global_actions"), np.argmax(learned_q, axis=-1))
     resumed = online_learner(game, 4, 0, policy_q, saved, 0.1, 0.5)
     np.testing.assert_allclose(resumed.q_values, learned_q.astype(np.float32))
     assert resumed.visits[1, 3, 2] == 7 and resumed.visits.sum() == 7 and resumed.learning_rate == 0.5

@@ -17,12 +17,12 @@ import zlib
 import numpy as np
 import pytest
 
+from altmarl_ros import runs
 from altmarl_ros.marl import checkpoint as ckpt
 from altmarl_ros.marl.alternation import AlternationConfig, alternate
 from altmarl_ros.marl.checkpoint import META_KEY, load_checkpoint, meta_digest, save_checkpoint
 from altmarl_ros.marl.errors import CheckpointError
 from altmarl_ros.tasks import make_game
-from altmarl_ros.training import load_trained, save_result
 
 TINY = AlternationConfig(rounds=1, k_ref=4, eval_seeds=2, eval_rollouts=5, mean_field_batch=10,
                          starts=("uniform",))
@@ -33,7 +33,7 @@ def run_dir(tmp_path_factory):
     game = make_game("zones", {"n": 30, "zones": 4})
     result = alternate(game, 2, TINY, seed=3)
     out = tmp_path_factory.mktemp("run")
-    save_result(result, out, "zones", {"n": 30, "zones": 4})
+    runs.save(result, out, "zones", {"n": 30, "zones": 4})
     return out, result
 
 
@@ -44,7 +44,7 @@ def good(run_dir):
 
 def test_round_trip_keeps_policies_config_seed_and_gap(run_dir):
     out, result = run_dir
-    trained = load_trained(out)
+    trained = runs.load(out)
     assert trained.k == 2 and trained.game.n == 30 and trained.game.num_local_states == 4
     np.testing.assert_array_equal(trained.global_policy.actions, result.global_policy.actions)
     np.testing.assert_array_equal(trained.local_policy, result.local_policy)
@@ -428,21 +428,21 @@ def test_schema1_without_its_array_list_is_refused(good, tmp_path):
     _expect(_schema1(good, tmp_path / "v1nolist.npz", lambda meta, arrays: meta.pop("arrays")), "no list")
 
 
-# --- what load_trained checks on top --------------------------------------------------------
+# --- what runs.load checks on top --------------------------------------------------------
 
 def test_mismatched_task_config(good, tmp_path):
     # the arrays were trained with 4 zones; claim 6 zones in the config (digest recomputed)
     bad = _rewrite(good, tmp_path / "six.npz", edit_meta=lambda meta: meta["task_overrides"].update(zones=6),
                    resign=True)
     with pytest.raises(CheckpointError, match="needs"):
-        load_trained(bad)
+        runs.load(bad)
 
 
 def test_expectations_checked(run_dir):
     with pytest.raises(CheckpointError, match="4 zones"):
-        load_trained(run_dir[0], expect_zones=5)
+        runs.load(run_dir[0], expect_zones=5)
     with pytest.raises(CheckpointError, match="task 'zones'"):
-        load_trained(run_dir[0], expect_task="warehouse")
+        runs.load(run_dir[0], expect_task="warehouse")
 
 
 # --- writing ------------------------------------------------------------------------------------

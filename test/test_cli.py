@@ -151,3 +151,23 @@ def test_unknown_start_is_refused(tmp_path, capsys):
     assert "starts must be a non-empty list of distinct names from ['uniform', 'static', 'greedy']" in \
         capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_eval_sim_honours_the_world_configs_backend_and_gui_unless_a_flag_is_given(tmp_path):
+    import argparse
+
+    from altmarl_ros.cli.eval_sim import world_config
+
+    yaml = tmp_path / "world.yaml"
+    yaml.write_text("world:\n  backend: pybullet\n  gui: true\n  decision_period: 9.0\n")
+
+    def args(**given):
+        return argparse.Namespace(world_config=yaml, world_set=[], backend=None, gui=None, **given)
+
+    from_file = world_config(args(), 5)
+    assert (from_file.backend, from_file.gui, from_file.decision_period) == ("pybullet", True, 9.0)
+    flagged = world_config(argparse.Namespace(world_config=yaml, world_set=["decision_period=3"],
+                                              backend="kinematic", gui=None), 5)
+    assert (flagged.backend, flagged.gui, flagged.decision_period) == ("kinematic", True, 3.0)
+    plain = world_config(argparse.Namespace(world_config=None, world_set=[], backend=None, gui=None), 5)
+    assert (plain.backend, plain.gui) == ("kinematic", False)  # WorldConfig's own defaults

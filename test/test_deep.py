@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from altmarl_ros import runs
 from altmarl_ros.marl.alternation import AlternationConfig, alternate
 from altmarl_ros.marl.baselines import UniformLocalPolicy
 from altmarl_ros.marl.deep.dqn import DQNConfig, deep_g_learn
@@ -22,7 +23,6 @@ from altmarl_ros.marl.llearn import l_learn, mean_field
 from altmarl_ros.marl.policies import GlobalPolicy
 from altmarl_ros.marl.rollouts import evaluate_env, representative_values
 from altmarl_ros.tasks import make_env, make_game
-from altmarl_ros.training import TabularGlobalActor, load_run, load_trained, save_deep_result
 
 torch.set_num_threads(1)
 SMALL_DQN = DQNConfig(steps=1200, envs=16, target_every=100)
@@ -45,7 +45,7 @@ def trained_pair(zones):
 def test_env_rollout_matches_the_tabular_evaluation_exactly(zones, trained_pair):
     """Same seeds, same draws: the generic PopulationEnv path reproduces marl.evaluation bit for bit."""
     game, env = zones
-    actor = TabularGlobalActor(trained_pair.global_policy, game.num_global_states)
+    actor = runs.TabularGlobalActor(trained_pair.global_policy, game.num_global_states)
     generic = evaluate_env(env, actor, trained_pair.local_policy, [0, 1, 2], 20)
     exact = evaluate(game, trained_pair.global_policy, trained_pair.local_policy, [0, 1, 2], 20)
     assert generic.per_seed_returns == exact.per_seed_returns
@@ -86,7 +86,7 @@ def test_dqn_best_response_closes_most_of_the_gap_to_exact_glearn():
 def test_ppo_best_response_matches_exact_value_iteration(zones, trained_pair):
     """PPO's robot, dropped into the induced MDP, earns within 2 % of the exact best response."""
     game, env = zones
-    coordinator = TabularGlobalActor(trained_pair.global_policy, game.num_global_states)
+    coordinator = runs.TabularGlobalActor(trained_pair.global_policy, game.num_global_states)
     population = trained_pair.local_policy
     field = mean_field(game, trained_pair.global_policy, population, np.random.default_rng(2))
     exact, _ = l_learn(game, field)
@@ -150,13 +150,13 @@ def saved_runs(tmp_path_factory):
     paths = {}
     for task, overrides in (("warehouse", {"n": 50}), ("zones", {"n": 50})):
         result = deep_alternate(make_env(task, overrides), 3, config, seed=0)
-        paths[task] = (save_deep_result(result, root / task, task, overrides), result)
+        paths[task] = (runs.save(result, root / task, task, overrides), result)
     return paths
 
 
 def test_checkpoint_round_trip_keeps_the_policies(saved_runs):
     for task, (path, result) in saved_runs.items():
-        run = load_run(path)
+        run = runs.load(path).actors()
         rng = np.random.default_rng(0)
         state = run.env.reset(rng, 16)
         obs = run.env.observe(state, rng, 3)
@@ -168,9 +168,9 @@ def test_checkpoint_round_trip_keeps_the_policies(saved_runs):
 
 
 def test_deep_zones_checkpoint_serves_the_tabular_tools(saved_runs):
-    """The ROS nodes load policies with load_trained: a deep zones run carries its tabulated networks."""
+    """The ROS nodes act with a run's tables: a deep zones run carries its tabulated networks."""
     path, result = saved_runs["zones"]
-    trained = load_trained(path)
+    trained = runs.load(path)
     env = TabularPopulationEnv(trained.game)
     np.testing.assert_array_equal(trained.global_policy.actions, env.tabulate_global(result.global_policy, 3))
     np.testing.assert_allclose(trained.local_policy, env.tabulate_local(result.local_policy))
@@ -181,19 +181,19 @@ def test_checkpoint_from_another_task_or_shape_is_refused(saved_runs, tmp_path):
 
     path, _ = saved_runs["warehouse"]
     with pytest.raises(CheckpointError, match="trained on task 'warehouse', expected 'zones'"):
-        load_run(path, expect_task="zones")
+        runs.load(path, expect_task="zones")
     with pytest.raises(CheckpointError, match="no tabular policy"):
-        load_trained(path)
+        runs.require_tabular(runs.load(path))
     checkpoint = load_checkpoint(path)
     meta = {k: v for k, v in checkpoint.meta.items() if k not in ("format", "schema_version", "versions", "arrays")}
     meta["deep"]["dqn"]["hidden"] = [64, 64]
     save_checkpoint(tmp_path / "other-shape.npz", checkpoint.arrays, meta)
     with pytest.raises(CheckpointError, match="another network shape"):
-        load_run(tmp_path / "other-shape.npz")
+        runs.load(tmp_path / "other-shape.npz").actors()
     meta = {**meta, "task_overrides": {"n": 50, "bins": 7}}
     save_checkpoint(tmp_path / "other-task.npz", checkpoint.arrays, meta)
     with pytest.raises(CheckpointError, match="global_obs_dim"):
-        load_run(tmp_path / "other-task.npz")
+        runs.load(tmp_path / "other-task.npz").actors()
 
 
 # --- bad input -------------------------------------------------------------------------------------

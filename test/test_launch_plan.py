@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from altmarl_ros import runs
 from altmarl_ros.bringup.launch_plan import (
     LAUNCH_ARGUMENTS,
     LaunchConfig,
@@ -16,7 +17,6 @@ from altmarl_ros.bringup.launch_plan import (
 )
 from altmarl_ros.marl.alternation import AlternationConfig, alternate
 from altmarl_ros.tasks import make_game
-from altmarl_ros.training import save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def policy(tmp_path_factory):
     game = make_game("zones", {"n": 50})
     out = tmp_path_factory.mktemp("policy")
     config = AlternationConfig(rounds=1, certify=False, eval_seeds=1, eval_rollouts=2, starts=("uniform",))
-    save_result(alternate(game, 4, config, 0), out, "zones", {"n": 50})
+    runs.save(alternate(game, 4, config, 0), out, "zones", {"n": 50})
     return str(out)
 
 
@@ -59,6 +59,19 @@ def test_params_file_goes_before_the_launch_arguments(policy):
 def test_the_policy_must_match_k(policy):
     with pytest.raises(LaunchError, match="trained for k=4, but k=3"):
         build_launch_plan(LaunchConfig(n=10, k=3, policy=policy))
+
+
+def test_k_comes_from_the_policy_and_the_backend_from_the_world_config_unless_given(policy):
+    plan = {spec.executable: spec for spec in build_launch_plan(config_from_strings({"n": "10", "policy": policy}))}
+    assert plan["coordinator_node"].parameters["k"] == 4  # the policy's
+    assert plan["sim_node"].parameters["backend"] == ""  # the sim takes the world config's backend: key
+    given = {spec.executable: spec for spec in build_launch_plan(LaunchConfig(n=10, k=4, policy=policy,
+                                                                              backend="pybullet"))}
+    assert given["sim_node"].parameters["backend"] == "pybullet"
+    with pytest.raises(LaunchError, match="k must be >= 1, or 0"):
+        build_launch_plan(LaunchConfig(n=10, k=-1, policy=policy))
+    with pytest.raises(LaunchError, match="unknown backend 'bullet'"):
+        build_launch_plan(LaunchConfig(n=10, policy=policy, backend="bullet"))
 
 
 def test_sim_node_keeps_wall_time_and_the_others_follow_its_clock(policy):

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from altmarl_ros import runs
 from altmarl_ros.marl import budget
 from altmarl_ros.marl.alternation import AlternationConfig, alternate
 from altmarl_ros.marl.budget import ENV_VAR, MemoryBudgetError
@@ -34,7 +35,6 @@ from altmarl_ros.marl.llearn import local_gap, mean_field
 from altmarl_ros.marl.policies import GlobalPolicy, uniform_local_policy
 from altmarl_ros.tasks import federated, make_env, make_game, zones
 from altmarl_ros.tasks.config import config_from_mapping
-from altmarl_ros.training import load_trained
 
 CHILD_ADDRESS_SPACE = 2 * 2**30  # RLIMIT_AS of every child: a regression dies there, not in the OOM killer
 CHILD_PEAK_RSS = 300 * 2**20  # what a refused command may take at most (interpreter and libraries included)
@@ -428,8 +428,9 @@ def test_eval_refuses_a_checkpoint_whose_metadata_says_zones_1000(zones_1000_che
 
 
 @pytest.mark.parametrize("loader", [
-    "from altmarl_ros.training import load_trained as load",
-    "from altmarl_ros.nodes.common import load_policy as load",
+    "from altmarl_ros.runs import load",
+    "from altmarl_ros import runs\n"
+    "    load = lambda path: runs.load(path, expect_task='zones')",  # what every node does
 ])
 def test_node_loaders_refuse_it_with_bounded_memory(zones_1000_checkpoint, loader):
     body = (f"{loader}\n"
@@ -448,5 +449,5 @@ def test_node_loaders_refuse_it_with_bounded_memory(zones_1000_checkpoint, loade
 
 def test_in_process_loader_chain(zones_1000_checkpoint):
     with pytest.raises(MemoryBudgetError, match="zones game with zones=1000") as caught:  # as it is, file named
-        load_trained(zones_1000_checkpoint)
+        runs.load(zones_1000_checkpoint)
     assert str(zones_1000_checkpoint) in str(caught.value) and caught.value.estimate > caught.value.budget

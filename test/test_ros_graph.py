@@ -21,6 +21,7 @@ from scipy.stats import chisquare
 
 rclpy = pytest.importorskip("rclpy")
 
+from altmarl_ros import runs  # noqa: E402
 from altmarl_ros.bringup.launch_plan import LaunchConfig, LaunchError, build_launch_plan  # noqa: E402
 from altmarl_ros.bringup.system import RunObserver, run_system  # noqa: E402
 from altmarl_ros.marl.alternation import AlternationConfig, alternate  # noqa: E402
@@ -28,7 +29,6 @@ from altmarl_ros.marl.checkpoint import load_checkpoint  # noqa: E402
 from altmarl_ros.marl.errors import CheckpointError  # noqa: E402
 from altmarl_ros.marl.evaluation import rollout  # noqa: E402
 from altmarl_ros.tasks import make_game  # noqa: E402
-from altmarl_ros.training import save_result  # noqa: E402
 
 WORLD = """world:
   zone_radius: 1.3
@@ -46,7 +46,7 @@ def policy(tmp_path_factory):
     # were then honoured against the 90 % asserted below (see README, "Policy in physics")
     result = alternate(game, 4, AlternationConfig(rounds=1, certify=False, eval_seeds=2, starts=("uniform",)), seed=0)
     out = tmp_path_factory.mktemp("policy")
-    save_result(result, out, "zones", {})
+    runs.save(result, out, "zones", {})
     world = out / "world.yaml"
     world.write_text(WORLD)
     return out, world, result
@@ -117,7 +117,9 @@ def test_coordinator_gets_exactly_k_uniform_replies_and_robots_follow_their_poli
     steps = 32  # decision_steps: the coordinator's last broadcast may reach the recorder but not the monitor
     # the recorder may join a step late and is stopped as soon as the coordinator exits: 2 steps of slack
     assert steps - 2 <= counts["/altmarl/sample_request"] <= steps and steps - 2 <= counts["/altmarl/global"] <= steps
-    assert 4 * (counts["/altmarl/sample_request"] - 1) <= counts["/altmarl/samples"] <= 4 * steps
+    # every accepted reply was a sample message on the wire (the recorder may miss the 2 steps of slack
+    # above); under load a timed-out robot may answer late or not at all, so this holds whatever the load
+    assert stats["replies"] - 4 * 2 <= counts["/altmarl/samples"] <= 4 * steps
     assert counts["/clock"] > 10 * steps and counts["/robot_0/odom"] > 5 * steps and "/leader/cmd_vel" in counts
 
 

@@ -14,11 +14,10 @@ import time
 import numpy as np
 import pytest
 
-from altmarl_ros import cli
+from altmarl_ros import cli, runs
 from altmarl_ros.cli import main
 from altmarl_ros.marl import checkpoint as ckpt
 from altmarl_ros.marl.checkpoint import clean_stale_temporaries, is_temp_name, load_checkpoint
-from altmarl_ros.training import save_run
 
 TINY = ["--n", "40", "--rounds", "1", "--k-ref", "6", "--eval-seeds", "2", "--eval-rollouts", "5", "--no-certify",
         "-q"]
@@ -33,7 +32,7 @@ def _save_generation(out, generation):
     meta = {"task": "test", "k": 1, "n": 1, "seed": generation, "best_round": 1, "ne_gap": {"global": 0.0},
             "generation": generation}
     history = [{"round": r, "generation": generation} for r in range(1, 2 + generation % 3)]
-    save_run(out, arrays, meta, history, {"round": 1, "generation": generation})
+    runs.write_run(out, arrays, meta, history, {"round": 1, "generation": generation})
 
 
 def _generation(out):
@@ -244,7 +243,7 @@ def test_out_on_a_full_disk_is_refused_before_training(tmp_path, capsys, monkeyp
     def full(directory):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("altmarl_ros.training.probe_writable", full)
+    monkeypatch.setattr("altmarl_ros.runs.probe_writable", full)
     monkeypatch.setattr(cli, "alternate", _no_training)
     assert main(["train", "--k", "2", "--out", str(tmp_path / "run"), *TINY]) == 2
     assert "is not writable: cannot write in" in capsys.readouterr().err
@@ -276,7 +275,7 @@ def test_a_full_disk_at_save_time_is_a_clear_error_and_keeps_the_old_run(trained
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(trained_run / "checkpoint.npz"))
 
-    monkeypatch.setattr("altmarl_ros.training.write_checkpoint", full)
+    monkeypatch.setattr("altmarl_ros.runs.write_checkpoint", full)
     assert main(["train", "--k", "2", "--seed", "5", "--out", str(trained_run), "--force", *TINY]) == 2
     err = capsys.readouterr().err
     assert f"could not save the run to --out {trained_run}: No space left on device" in err

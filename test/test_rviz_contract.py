@@ -287,16 +287,16 @@ def recording(tmp_path_factory) -> Path:
     pytest.importorskip("rclpy", reason="recording a graph run needs rclpy (the `ros` extra or a ROS 2 install)")
     pytest.importorskip("mcap")
     pytest.importorskip("rosbags")
+    from altmarl_ros import runs
     from altmarl_ros.bringup.launch_plan import LaunchConfig
     from altmarl_ros.bringup.system import run_system
     from altmarl_ros.marl.alternation import AlternationConfig, alternate
     from altmarl_ros.tasks import make_game
-    from altmarl_ros.training import save_result
 
     base = tmp_path_factory.mktemp("rviz")
     config = AlternationConfig(rounds=1, certify=False, eval_seeds=2, starts=("uniform",))
     result = alternate(make_game("zones"), K, config, seed=0)
-    save_result(result, base / "policy", "zones", {})
+    runs.save(result, base / "policy", "zones", {})
     (base / "world.yaml").write_text(WORLD)
     with pytest.MonkeyPatch.context() as env:  # a private DDS domain on localhost only
         env.setenv("ROS_DOMAIN_ID", str(random.randint(101, 200)))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from altmarl_ros.marl.checkpoint import RESERVED_KEYS, Checkpoint
+from altmarl_ros.marl.checkpoint import Checkpoint
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame, check_population
 from altmarl_ros.marl.glearn import OnlineGLearner
@@ -213,16 +213,3 @@ def online_learner(game: TabularGame, k: int, seed: int, policy_q: np.ndarray, r
     if visits is not None and visits.shape == learner.visits.shape:
         learner.visits[:] = visits
     return learner
-
-
-def online_checkpoint(source: Checkpoint, learner: OnlineGLearner, q_values: np.ndarray, steps: int
-                      ) -> tuple[dict[str, np.ndarray], dict]:
-    """The arrays and metadata of an online save: the policy's run with the learned Q table, its greedy
-    actions and visit counts in place of the trained ones, and how far online learning got."""
-    arrays = dict(source.arrays)
-    arrays["global_q"] = q_values.astype(np.float32)
-    arrays["global_actions"] = np.argmax(q_values, axis=-1).astype(np.int16)
-    arrays["online_visits"] = learner.visits
-    meta = {key: value for key, value in source.meta.items() if key not in RESERVED_KEYS}
-    meta["online"] = {"steps": steps, "updates": int(learner.visits.sum())}
-    return arrays, meta

@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from altmarl_ros.bringup.executables import EXECUTABLES
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.game import check_population
 from altmarl_ros.nodes.topics import LINKS
 from altmarl_ros.sim.backend import BACKENDS
+
+if TYPE_CHECKING:  # the run module imports the games: only when a plan is validated
+    from altmarl_ros.runs import Run
 
 PACKAGE = "altmarl_ros"
 
@@ -28,9 +31,9 @@ class LaunchError(AltmarlError, ValueError):
 @dataclass(frozen=True)
 class LaunchConfig:
     n: int = 20
-    k: int = 4
+    k: int = 0  # robots sampled per step; 0 = the policy's k (a k given must match it)
     policy: str = ""  # checkpoint written by `altmarl train` (required)
-    backend: str = "kinematic"
+    backend: str = ""  # kinematic | pybullet; "" = the world config's `backend:` (kinematic unless it says so)
     robots_per_process: int = 25
     link: str = "per_robot"  # sim <-> fleets: per_robot (odom / cmd_vel per robot) | batched (one array per fleet)
     learn: bool = False
@@ -84,9 +87,9 @@ class NodeSpec:
 # launch arguments of launch/sim.launch.py: name -> description (defaults come from LaunchConfig)
 LAUNCH_ARGUMENTS = {
     "n": "number of robots",
-    "k": "robots the coordinator samples per step (must match the policy)",
+    "k": "robots the coordinator samples per step (0 = the policy's k; another k must match the policy)",
     "policy": "checkpoint from `altmarl train` (run directory or .npz)",
-    "backend": "kinematic | pybullet",
+    "backend": "kinematic | pybullet ('' = the world config's backend: key, else kinematic)",
     "robots_per_process": "robot nodes per fleet process",
     "link": "per_robot (a node and odom / cmd_vel topics per robot) | batched (sim only: one pose array and one "
             "command array per fleet process; for hundreds of simulated robots)",
@@ -185,13 +188,12 @@ def robot_ranges(n: int, robots_per_process: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def validate(config: LaunchConfig) -> None:
-    """Everything that can be checked before a process starts; the error names the value and what is valid."""
-    try:
-        check_population(config.n, config.k)
-    except AltmarlError as exc:
-        raise LaunchError(str(exc)) from exc
-    if config.backend not in BACKENDS:
+def validate(config: LaunchConfig) -> Run:
+    """Everything that can be checked before a process starts; the error names the value and what is valid.
+    Returns the policy's run, read and checked on the way."""
+    if config.k < 0:
+        raise LaunchError(f"k must be >= 1, or 0 for the policy's k; got {config.k}")
+    if config.backend and config.backend not in BACKENDS:
         raise LaunchError(f"unknown backend {config.backend!r}; valid backends: {list(BACKENDS)}")
     if config.link not in LINKS:
         raise LaunchError(f"unknown link {config.link!r}; valid links: {list(LINKS)}")
@@ -222,11 +224,16 @@ def validate(config: LaunchConfig) -> None:
         raise LaunchError(f"robot_id must lie in [0, n) = [0, {config.n}) (or -1 for fleets), got {config.robot_id}")
     if config.robot_id >= 0 and not config.hardware:
         raise LaunchError("robot_id (one robot per computer) is for real robots: set hardware:=true")
-    from altmarl_ros.training import load_trained
+    from altmarl_ros.runs import load
 
-    trained = load_trained(config.policy, expect_task="zones", expect_zones=config.zones or None)
-    if trained.k != config.k:
-        raise LaunchError(f"the policy was trained for k={trained.k}, but k={config.k} was asked for")
+    trained = load(config.policy, expect_task="zones", expect_zones=config.zones or None)
+    if config.k and trained.k != config.k:
+        raise LaunchError(f"the policy was trained for k={trained.k}, but k={config.k} was asked for "
+                          "(leave k out to take the policy's)")
+    try:
+        check_population(config.n, trained.k)
+    except AltmarlError as exc:
+        raise LaunchError(str(exc)) from exc
     from altmarl_ros.sim.config import WorldConfig, check_capacity
     from altmarl_ros.tasks.config import config_from_mapping, load_yaml
 
@@ -235,12 +242,19 @@ def validate(config: LaunchConfig) -> None:
         check_capacity(config_from_mapping(WorldConfig, {**world, "zones": trained.game.num_local_states}), config.n)
     except AltmarlError as exc:
         raise LaunchError(str(exc)) from exc
+    return trained
 
 
 def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
     """Every node of the system with its parameters; validation errors come before anything starts."""
+    return load_plan(config)[0]
+
+
+def load_plan(config: LaunchConfig) -> tuple[list[NodeSpec], Run]:
+    """build_launch_plan's nodes and the policy's run it read to check them (handed on, not read again)."""
     config = resolve_paths(config)
-    validate(config)
+    run = validate(config)
+    config = replace(config, k=run.k)  # k comes from the policy unless given (and then it matches)
     plan = assemble_plan(config)
     if config.security:
         from altmarl_ros.security import enclave_of, missing_enclaves, plan_enclaves
@@ -250,7 +264,7 @@ def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
             raise LaunchError(f"keystore {config.security} has no enclave for {missing}: create them with "
                               f"`altmarl keystore {config.security} --n {config.n}` (and the same arguments)")
         plan = [replace(spec, enclave=enclave_of(spec.name)) for spec in plan]
-    return plan
+    return plan, run
 
 
 def assemble_plan(config: LaunchConfig) -> list[NodeSpec]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from altmarl_ros.bringup.launch_plan import LaunchConfig, NodeSpec, build_launch_plan, robot_ranges
+from altmarl_ros.bringup.launch_plan import LaunchConfig, NodeSpec, load_plan, resolve_paths, robot_ranges
 from altmarl_ros.bringup.supervisor import Supervisor, python_command
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.security import enclave_of, security_env
@@ -29,6 +29,8 @@ class SystemRun:
     exit_codes: dict[str, int | None]
     died: list[str]  # children that exited on their own before the end
     wall_seconds: float
+    k: int  # robots sampled per step (the policy's unless the config gave it)
+    backend: str  # the sim's backend (the config's, else the world config's)
 
 
 DRAIN_SECONDS = 1.0  # after the coordinator's normal exit, its last messages may still be in flight
@@ -89,12 +91,11 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float, observ
     from rclpy.executors import SingleThreadedExecutor
 
     from altmarl_ros.bringup.monitor import MonitorNode, summarise
-    from altmarl_ros.nodes.common import load_policy, load_world
+    from altmarl_ros.nodes.common import load_world
 
     observer = observer or RunObserver()
-    plan = build_launch_plan(config)  # validates before anything starts
-    trained = load_policy(config.policy)
-    world = load_world(config.world_config, trained.game.num_local_states)
+    plan, trained = load_plan(config)  # validates before anything starts; the policy's run, read once
+    world = load_world(resolve_paths(config).world_config, trained.game.num_local_states)
     secure = security_env(config.security) if config.security else {}
     supervisor = Supervisor(plan, log_dir, env={**os.environ, **secure}, command=command)
     # the monitor is a participant too: enrolled with its own enclave (rcl reads the variables at init)
@@ -167,4 +168,5 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float, observ
             rclpy.try_shutdown()
             observer.stopped(codes, time.monotonic() - stopping)
     summary = summarise(monitor.log, trained.game.with_n(config.n), trained.local_policy)
-    return SystemRun(summary, monitor.log, codes, died, time.monotonic() - start)
+    return SystemRun(summary, monitor.log, codes, died, time.monotonic() - start, trained.k,
+                     config.backend or world.backend)

@@ -45,14 +45,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from altmarl_ros.marl.evaluation import evaluate
     from altmarl_ros.marl.glearn import g_learn
     from altmarl_ros.marl.policies import GlobalPolicy
+    from altmarl_ros.runs import load, require_tabular
     from altmarl_ros.tasks import make_env
-    from altmarl_ros.training import load_trained
 
     checkpoint = load_checkpoint(args.run)
     _check_output_file(args.json, "--json")
-    if checkpoint.meta.get("learner") == "deep":
-        return _eval_deep(args, checkpoint)
-    trained = load_trained(args.run, checkpoint=checkpoint)
+    run = load(args.run, checkpoint=checkpoint)
+    if run.learner == "deep":
+        return _eval_deep(args, run)
+    trained = require_tabular(run)
     game = trained.game if args.n is None else trained.game.with_n(args.n)
     seeds = list(range(args.seeds))
     report = evaluate(game, trained.global_policy, trained.local_policy, seeds, args.rollouts)
@@ -126,14 +127,12 @@ def _print_baselines(env, local_policy, k: int, seeds: list[int], rollouts: int)
     return {"random_dispatcher_return": dispatcher.return_mean, "random_return": random.return_mean}
 
 
-def _eval_deep(args: argparse.Namespace, checkpoint: Any) -> int:
+def _eval_deep(args: argparse.Namespace, trained: Any) -> int:
     from altmarl_ros.marl.checkpoint import atomic_write_text
     from altmarl_ros.marl.deep.learners import DeepConfig, DeepLearners
     from altmarl_ros.marl.rollouts import evaluate_env
     from altmarl_ros.tasks import make_env
-    from altmarl_ros.training import load_run, load_trained
-
-    run = load_run(args.run, checkpoint=checkpoint)
+    run = trained.actors()
     env = run.env if args.n is None else make_env(run.meta["task"], {**run.meta.get("task_overrides", {}),
                                                                         "n": args.n})
     seeds = list(range(args.seeds))
@@ -141,7 +140,7 @@ def _eval_deep(args: argparse.Namespace, checkpoint: Any) -> int:
     result = _report_eval(args, run.meta, f"{run.meta['task']} (deep)", run.k, env.n, env.horizon, report)
     result["learner"] = "deep"
     if run.meta["task"] == "federated":
-        result["federated_check"] = _federated_check(args, load_trained(args.run, checkpoint=checkpoint))
+        result["federated_check"] = _federated_check(args, trained)
     if args.baselines:
         result["baselines"] = _print_baselines(env, run.local_policy, run.k, seeds, args.rollouts)
     if args.gap:

@@ -20,8 +20,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="Drive robots in the PyBullet or kinematic world with the trained policies; report "
                        "return, mode accuracy, and the transition frequencies measured in physics next to P_l.")
     p.add_argument("run", type=Path, help="run directory or checkpoint.npz")
-    p.add_argument("--backend", choices=("kinematic", "pybullet"), default="kinematic",
-                   help="pybullet: wheels and contact; kinematic: unicycle integration (default)")
+    p.add_argument("--backend", choices=("kinematic", "pybullet"), default=None,
+                   help="pybullet: wheels and contact; kinematic: unicycle integration (default: the world "
+                        "config's backend: key, else kinematic)")
     p.add_argument("--n", type=int, default=50, help="number of robots (default 50)")
     p.add_argument("--episodes", type=POSITIVE, default=3, help="episodes of the task's horizon (>= 1, default 3)")
     p.add_argument("--seed", type=NONNEGATIVE, default=0, help="seed of every draw in the world (default 0)")
@@ -29,7 +30,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--world-config", type=Path, help="YAML with a `world:` mapping (see config/world.yaml)")
     p.add_argument("--set", dest="world_set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one world key, e.g. --set decision_period=10 (repeatable)")
-    p.add_argument("--gui", action="store_true", help="open the PyBullet window (pybullet backend)")
+    p.add_argument("--gui", action="store_true", default=None,
+                   help="open the PyBullet window (pybullet backend; default: the world config's gui: key)")
     p.add_argument("--png", type=Path, help="write a top-down picture of the last step here")
     p.add_argument("--gif", type=Path, help="write an animation of the last episode here")
     p.set_defaults(func=cmd_eval_sim)
@@ -42,20 +44,16 @@ def cmd_eval_sim(args: argparse.Namespace) -> int:
 
     from altmarl_ros.marl.checkpoint import load_checkpoint, resolve_path
     from altmarl_ros.marl.evaluation import evaluate
-    from altmarl_ros.sim.config import WorldConfig
+    from altmarl_ros.runs import load
     from altmarl_ros.sim.episode import ZONE_MOVES, run_episode, transition_table
-    from altmarl_ros.training import load_trained
 
     checkpoint = load_checkpoint(args.run)
     task = checkpoint.meta.get("task")
     if task != "zones":
         raise AltmarlError(f"{resolve_path(args.run)} holds a {task!r} run; eval-sim drives robots between the zones "
                            "of the swarm world and runs zones policies only (evaluate this run with `altmarl eval`)")
-    trained = load_trained(args.run, checkpoint=checkpoint)
-    world_values = dict(_world_section(args.world_config))
-    world_values.update(_parse_assignments(args.world_set))
-    world_values.update(backend=args.backend, gui=args.gui, zones=trained.game.num_local_states)
-    config = config_from_mapping(WorldConfig, world_values)
+    trained = load(args.run, checkpoint=checkpoint)
+    config = world_config(args, trained.game.num_local_states)
     for flag in ("png", "gif"):
         _check_output_file(getattr(args, flag), f"--{flag}")
     n = args.n
@@ -102,6 +100,18 @@ def cmd_eval_sim(args: argparse.Namespace) -> int:
 
         print(f"  animation: {render_gif(config, last.frames, args.gif)}")
     return 0
+
+
+def world_config(args: argparse.Namespace, zones: int) -> Any:
+    """The world eval-sim drives: --world-config's keys, then --set, then --backend / --gui where given
+    (a YAML `backend:` or `gui:` holds unless the flag is on the command line)."""
+    from altmarl_ros.sim.config import WorldConfig
+
+    values = dict(_world_section(args.world_config))
+    values.update(_parse_assignments(args.world_set))
+    values.update({name: getattr(args, name) for name in ("backend", "gui") if getattr(args, name) is not None})
+    values["zones"] = zones
+    return config_from_mapping(WorldConfig, values)
 
 
 def _world_section(path: Path | None) -> dict[str, Any]:

@@ -17,8 +17,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                        "real rclpy, supervise them (Ctrl-C stops everything), and print a summary.")
     p.add_argument("--policy", type=Path, required=True, help="run directory or checkpoint.npz from altmarl train")
     p.add_argument("--n", type=POSITIVE, default=20, help="number of robots (default 20)")
-    p.add_argument("--k", type=POSITIVE, default=4, help="robots sampled per step; must match the policy (default 4)")
-    p.add_argument("--backend", default="kinematic", help="kinematic (default) or pybullet")
+    p.add_argument("--k", type=POSITIVE, default=None,
+                   help="robots sampled per step (default: the policy's k; another k must match the policy)")
+    p.add_argument("--backend", default=None,
+                   help="kinematic or pybullet (default: the world config's backend: key, else kinematic)")
     p.add_argument("--robots-per-process", type=POSITIVE, default=25,
                    help="robot nodes per fleet process (default 25)")
     p.add_argument("--link", default="per_robot",
@@ -60,7 +62,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise AltmarlError("altmarl sim needs rclpy: source a ROS 2 install (Humble, Jazzy, Kilted) or "
                            "pip install '.[ros]' on a machine without ROS 2") from exc
-    config = LaunchConfig(n=args.n, k=args.k, policy=str(args.policy), backend=args.backend,
+    config = LaunchConfig(n=args.n, k=args.k or 0, policy=str(args.policy), backend=args.backend or "",
                           robots_per_process=args.robots_per_process, link=args.link, learn=args.learn,
                           record=str(args.record) if args.record else "", world_config=str(args.world_config or ""),
                           seed=args.seed, speedup=args.speedup, decision_steps=args.steps,
@@ -68,11 +70,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
                           params_file=str(args.params_file or ""), security=str(args.security or ""))
     run = run_system(config, args.log_dir, timeout=args.timeout, progress=not args.quiet)
     s = run.summary
-    print(f"ran {s.steps} decision steps in {run.wall_seconds:.1f} s wall (n={args.n}, k={args.k}, "
-          f"{args.backend}, speedup {args.speedup})")
+    print(f"ran {s.steps} decision steps in {run.wall_seconds:.1f} s wall (n={args.n}, k={run.k}, "
+          f"{run.backend}, speedup {args.speedup})")
     print(f"  discounted return        {s.discounted_return:.3f}")
     print(f"  mode accuracy            {s.mode_accuracy:.3f}")
-    print(f"  samples per step         {s.samples_per_step_mean:.2f} (max {s.samples_per_step_max}, k={args.k})")
+    print(f"  samples per step         {s.samples_per_step_mean:.2f} (max {s.samples_per_step_max}, k={run.k})")
     print(f"  decisions honoured       {s.decisions_honoured:.3f} (robots in their chosen zone at the next step)")
     print(f"  comm statistics          {run.log.last_stats}")
     if run.died:

@@ -35,8 +35,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     # `alternate` is looked up on the package at call time, as it was on the one-module cli: tests and the fault
     # injection benchmark replace altmarl_ros.cli.alternate to stop or break the training they start.
     from altmarl_ros import cli
+    from altmarl_ros.runs import check_run_dir, save
     from altmarl_ros.tasks import make_game
-    from altmarl_ros.training import check_run_dir, save_result
 
     if _learner(args) == "deep":
         return _train_deep(args)
@@ -49,7 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
              config.rounds, config.reference_k(game))
     start = time.perf_counter()
     result = cli.alternate(game, args.k, config, seed=args.seed, progress=not args.quiet)
-    path = _save(save_result, result, args, overrides)
+    path = _save(save, result, args, overrides)
     _print_trained(f"{args.task} k={args.k} n={game.n} seed={args.seed}", time.perf_counter() - start, result, path,
                    tabular_gap_line(result.best, config.reference_k(game), config.certify))
     return 0
@@ -91,8 +91,8 @@ def _print_trained(what: str, seconds: float, result: Any, path: Path, gap_line:
 
 def _train_deep(args: argparse.Namespace) -> int:
     from altmarl_ros.marl.deep.learners import deep_alternate
+    from altmarl_ros.runs import check_run_dir, save
     from altmarl_ros.tasks import make_env
-    from altmarl_ros.training import check_run_dir, save_deep_result
 
     overrides, _ = _task_overrides(args)
     env = make_env(args.task, overrides)
@@ -102,7 +102,7 @@ def _train_deep(args: argparse.Namespace) -> int:
     log.info("training %s with DQN + PPO: n=%d, k=%d, seed=%d, %d rounds, certificate: %s", args.task, env.n, args.k,
              args.seed, config.rounds, config.certify)
     result = deep_alternate(env, args.k, config, seed=args.seed, progress=not args.quiet)
-    path = _save(save_deep_result, result, args, overrides)
+    path = _save(save, result, args, overrides)
     best = result.best
     gap_line = (f"NE gap estimate: global {best.global_gap:.3f} ± {best.global_gap_ci95:.3f} (vs the same DQN with "
                 f"full observation), local {best.local_gap:.3f} ± {best.local_gap_ci95:.3f} (vs a fresh PPO best "

@@ -13,9 +13,9 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from altmarl_ros.marl.errors import AltmarlError
+from altmarl_ros.nodes.params import defaults as params_defaults
 from altmarl_ros.sim.config import WorldConfig
 from altmarl_ros.tasks.config import config_from_mapping, load_yaml
-from altmarl_ros.training import TrainedPolicies, load_trained
 
 try:  # Iron and later
     from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
@@ -47,9 +47,9 @@ def matched_publishers(node: Node, subscription) -> int:
         return node.count_publishers(subscription.topic_name)
 
 
-def declare(node: Node, defaults: dict, dynamic: Iterable[str] = (),
+def declare(node: Node, params: type, dynamic: Iterable[str] = (),
             on_change: Callable[[str, object], str | None] | None = None) -> dict:
-    """Declare parameters with defaults (types from the defaults) and return their values.
+    """Declare the fields of a `nodes.params` class (types from the defaults) and return their values.
 
     Every parameter is read-only (`ros2 param set` is refused) unless it is in `dynamic`: a node
     reads most of its parameters once, and a set that reports success but changes nothing misleads
@@ -57,6 +57,7 @@ def declare(node: Node, defaults: dict, dynamic: Iterable[str] = (),
     returns None, or returns why the value is refused.
     """
     dynamic = set(dynamic)
+    defaults = params_defaults(params)
     values = {name: node.declare_parameter(name, default, ParameterDescriptor(read_only=name not in dynamic)).value
               for name, default in defaults.items()}
     if dynamic and on_change is not None:
@@ -112,10 +113,6 @@ def load_world(path: str, zones: int, **overrides) -> WorldConfig:
     values.update(overrides)
     values["zones"] = zones
     return config_from_mapping(WorldConfig, values)
-
-
-def load_policy(path: str, zones: int | None = None) -> TrainedPolicies:
-    return load_trained(path, expect_task="zones", expect_zones=zones)
 
 
 _phase = {"now": "starting"}  # starting | spinning | stopping: what a SIGINT means in this process

@@ -24,36 +24,28 @@ from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray, String
 from visualization_msgs.msg import Marker, MarkerArray
 
-from altmarl_ros.agents.coordinator import Coordinator, online_checkpoint, online_learner
+from altmarl_ros import runs
+from altmarl_ros.agents.coordinator import Coordinator, online_learner
 from altmarl_ros.marl.checkpoint import (
-    CHECKPOINT_NAME,
     load_checkpoint,
     resolve_path,
-    save_checkpoint,
 )
 from altmarl_ros.marl.errors import AltmarlError, CheckpointError
 from altmarl_ros.nodes import topics
 from altmarl_ros.nodes.common import (
     declare,
-    load_policy,
     load_world,
     matched_publishers,
     run,
     wall_timer,
     warn_without_clock,
 )
+from altmarl_ros.nodes.params import COORDINATOR_DYNAMIC, CoordinatorParams
 from altmarl_ros.nodes.sim_node import ZONE_COLOURS
 from altmarl_ros.sim.config import zone_centres, zone_of
 from altmarl_ros.sim.controller import ControlGate, GoToController
 from altmarl_ros.sim.moves import leader_destination
 
-DEFAULTS = {"policy": "", "n": 20, "k": 4, "world_config": "", "seed": 0, "learn": False, "epsilon": 0.1,
-            "learning_rate": 0.0, "decision_steps": 0, "checkpoint_out": "", "save_every": 20,
-            "reply_timeout": 1.5, "max_missed": 3, "liveness_timeout": 6.0, "startup_timeout": 20.0, "tick": 0.05,
-            "expected_listeners": 0, "leader_pose_topic": "odom", "leader_pose_type": "odometry",
-            "leader_cmd_topic": "cmd_vel"}
-# what `ros2 param set` may change while the node runs; every other parameter is read-only
-DYNAMIC = ("epsilon", "learning_rate", "reply_timeout", "max_missed", "liveness_timeout", "save_every")
 HEARTBEAT_DEPTH = 10_000  # a few hundred KiB at most
 HEARTBEAT_PERIOD = 2.0  # s: the robot hosts' default heartbeat_period
 FLOOD_FACTOR, FLOOD_MIN_RATE, FLOOD_CALM_SECONDS = 20, 100, 10  # heartbeats/s above max(100, 20 x n / period)
@@ -64,26 +56,26 @@ FINAL_ACK_SECONDS = 3.0  # wall seconds the last step's broadcast and statistics
 class CoordinatorNode(Node):
     def __init__(self) -> None:
         super().__init__("coordinator")
-        p = self.params = declare(self, DEFAULTS, DYNAMIC, self._on_parameter)
+        p = self.params = declare(self, CoordinatorParams, COORDINATOR_DYNAMIC, self._on_parameter)
         if p["leader_pose_type"] not in ("odometry", "pose_stamped"):
             raise AltmarlError(f"leader_pose_type must be 'odometry' or 'pose_stamped', got {p['leader_pose_type']!r}")
-        trained = load_policy(p["policy"])
+        trained = runs.load(p["policy"], expect_task="zones")
         self.trained = trained
         self.world = load_world(p["world_config"], trained.game.num_local_states)
         self.game = trained.game.with_n(p["n"])
         self.rng = np.random.default_rng([p["seed"], 1_000_003])
+        k = p["k"] or trained.k  # the policy's unless given (the Coordinator refuses another)
         learner = None
         self.checkpoint_out = Path(p["checkpoint_out"]) if p["checkpoint_out"] else None
-        self.source = None  # the policy's checkpoint, read at the first online save
         self.failed_saves = 0
         if p["learn"]:
             resume = None
             if self.checkpoint_out is not None and resolve_path(self.checkpoint_out).exists():
                 resume = load_checkpoint(self.checkpoint_out)
                 self.get_logger().info(f"resuming the Q table saved in {resolve_path(self.checkpoint_out)}")
-            learner = online_learner(self.game, p["k"], p["seed"], trained.global_q, resume, p["epsilon"],
+            learner = online_learner(self.game, k, p["seed"], trained.global_q, resume, p["epsilon"],
                                      p["learning_rate"])
-        self.coordinator = Coordinator(self.game, p["k"], trained.global_policy, trained.local_policy, self.rng,
+        self.coordinator = Coordinator(self.game, k, trained.global_policy, trained.local_policy, self.rng,
                                        learner=learner, max_missed=p["max_missed"],
                                        liveness_timeout=p["liveness_timeout"], assume_alive=False,
                                        session=topics.new_session())
@@ -120,14 +112,14 @@ class CoordinatorNode(Node):
         wall_timer(self, 1.0, self._watch_heartbeat_rate)
         warn_without_clock(self)
         self.waiting_timer = wall_timer(self, WAITING_WARNING_PERIOD, self._say_what_it_waits_for)
-        self.get_logger().info(f"coordinator: n={p['n']}, k={p['k']}, decision every {self.world.decision_period}s, "
+        self.get_logger().info(f"coordinator: n={p['n']}, k={k}, decision every {self.world.decision_period}s, "
                                f"learning {'on' if learner else 'off'}, session {self.coordinator.session}")
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_parameter(self, name: str, value) -> str | None:
-        """Apply a `ros2 param set` of one of DYNAMIC; a refusal says what is valid."""
+        """Apply a `ros2 param set` of one of COORDINATOR_DYNAMIC; a refusal says what is valid."""
         if name == "epsilon" and not 0.0 <= value <= 1.0:
             return "epsilon must lie in [0, 1]"
         if name == "learning_rate" and not 0.0 <= value <= 1.0:
@@ -346,13 +338,10 @@ class CoordinatorNode(Node):
         next save while the node keeps stepping: robots must not stop because a disk filled up."""
         if self.coordinator.learner is None or self.checkpoint_out is None:
             return
-        if self.source is None:
-            self.source = load_checkpoint(self.params["policy"])  # once: arrays and metadata of the policy
-        arrays, meta = online_checkpoint(self.source, self.coordinator.learner, self.coordinator.q_values,
-                                         self.coordinator.step)
-        target = self.checkpoint_out if self.checkpoint_out.suffix == ".npz" else self.checkpoint_out / CHECKPOINT_NAME
+        target = self.checkpoint_out
         try:
-            path = save_checkpoint(target, arrays, meta)
+            path = runs.save_online(target, self.trained, self.coordinator.learner, self.coordinator.q_values,
+                                    self.coordinator.step)
         except (OSError, CheckpointError) as exc:
             self.failed_saves += 1
             self.get_logger().error(f"could not save the online Q table to {target} ({exc}); still stepping, "

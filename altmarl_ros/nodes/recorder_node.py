@@ -34,6 +34,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from altmarl_ros.bringup.launch_plan import robot_ranges
 from altmarl_ros.nodes.common import declare, run
+from altmarl_ros.nodes.params import RecorderParams
 from altmarl_ros.nodes.topics import (
     GLOBAL,
     HEARTBEAT,
@@ -110,8 +111,7 @@ class RecorderNode(Node):
             raise
 
     def _setup(self) -> None:
-        p = declare(self, {"output": "", "n": 0, "reliability": "reliable", "depth": 100, "flush_period": 5.0,
-                           "max_message_bytes": 4 << 20, "link": "per_robot", "robots_per_process": 25})
+        p = declare(self, RecorderParams)
         if not p["output"]:
             raise RecordingError("parameter output is required: the directory to write run.mcap into")
         if p["n"] < 0:

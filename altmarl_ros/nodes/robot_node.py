@@ -44,6 +44,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Float64MultiArray, Int32, Int32MultiArray
 
+from altmarl_ros import runs
 from altmarl_ros.agents.robot_agent import RobotAgent
 from altmarl_ros.agents.robot_batch import RobotBatch
 from altmarl_ros.marl.errors import AltmarlError
@@ -53,13 +54,13 @@ from altmarl_ros.nodes.common import (
     QUIET_SUB,
     declare,
     drop_event_handlers,
-    load_policy,
     load_world,
     matched_publishers,
     run,
     wall_timer,
     warn_without_clock,
 )
+from altmarl_ros.nodes.params import FleetParams, RobotParams
 from altmarl_ros.sim.controller import ControlGate
 
 RELIABLE_DEPTH = 50
@@ -82,7 +83,7 @@ class RobotNode(Node):
         super().__init__(f"_robot_{robot_id}_agent" if lean else f"robot_{robot_id}_agent",
                          namespace=topics.robot_namespace(robot_id),
                          **(LEAN_NODE if lean else {}))
-        trained = trained or load_policy(params["policy"])
+        trained = trained or runs.load(params["policy"], expect_task="zones")
         world = world or load_world(params["world_config"], trained.game.num_local_states)
         game = trained.game.with_n(params["n"])
         rng = np.random.default_rng([params["seed"], robot_id])
@@ -165,17 +166,12 @@ class RobotNode(Node):
         return topics.sample_data(session, step, robot_id, zone, x, y)
 
 
-FLEET_DEFAULTS = {"policy": "", "n": 20, "world_config": "", "seed": 0, "first_robot": 0, "last_robot": -1,
-                  "pose_topic": "odom", "pose_type": "odometry", "cmd_topic": "cmd_vel", "heartbeat_period": 2.0,
-                  "pose_timeout": 1.0, "coordinator_timeout": 0.0, "link": "per_robot"}
-
-
 class RobotHost(Node):
     """The process's main node: parameters, the coordinator traffic of the robots it hosts, heartbeats."""
 
-    def __init__(self, name: str = "fleet", extra: dict | None = None) -> None:
+    def __init__(self, name: str = "fleet", params: type = FleetParams) -> None:
         super().__init__(name)
-        self.values = declare(self, {**FLEET_DEFAULTS, **(extra or {})})
+        self.values = declare(self, params)
         self.robots: dict[int, RobotNode] = {}
         self.sample_pub = self.create_publisher(Float64MultiArray, topics.SAMPLES, RELIABLE_DEPTH)
         self.heartbeat_pub = self.create_publisher(Int32, topics.HEARTBEAT, 10 * RELIABLE_DEPTH)
@@ -188,7 +184,7 @@ class RobotHost(Node):
         self.malformed = 0
         self.last_coordinator: float | None = None
         self.said_coordinator_silent = False
-        self.trained = load_policy(self.values["policy"])
+        self.trained = runs.load(self.values["policy"], expect_task="zones")
         self.world = load_world(self.values["world_config"], self.trained.game.num_local_states)
         self.game, self.n = self.trained.game, self.values["n"]
         self.coordinator_timeout = self.values["coordinator_timeout"] or 3 * self.world.decision_period
@@ -430,7 +426,7 @@ def make_fleet() -> list[Node]:
 
 
 def make_robot() -> list[Node]:
-    host = RobotHost("robot", extra={"robot_id": 0})
+    host = RobotHost("robot", RobotParams)
     robot_id = host.values["robot_id"]
     robot = host.add(RobotNode(robot_id, host.values, host, host.trained, host.world, lean=False))
     return [host, robot]

@@ -25,10 +25,12 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from std_msgs.msg import ColorRGBA, Float64MultiArray
 from visualization_msgs.msg import Marker, MarkerArray
 
+from altmarl_ros import runs
 from altmarl_ros.bringup.launch_plan import robot_ranges
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.nodes import topics
-from altmarl_ros.nodes.common import QUIET_PUB, QUIET_SUB, declare, load_policy, load_world, run
+from altmarl_ros.nodes.common import QUIET_PUB, QUIET_SUB, declare, load_world, run
+from altmarl_ros.nodes.params import SimParams
 from altmarl_ros.sim.world import SwarmWorld, initial_zones
 
 ZONE_COLOURS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.4, 0.74),
@@ -43,12 +45,11 @@ def stamp(seconds: float) -> Time:
 class SimNode(Node):
     def __init__(self) -> None:
         super().__init__("sim")
-        p = declare(self, {"policy": "", "n": 20, "backend": "kinematic", "world_config": "", "seed": 0,
-                           "speedup": 1.0, "odom_rate": 0.0, "clock_rate": 100.0, "marker_rate": 2.0,
-                           "cmd_timeout": 1.0, "tf_bodies": "leader", "tf_rate": 10.0, "link": "per_robot",
-                           "robots_per_process": 25})
-        trained = load_policy(p["policy"])
-        self.world_config = load_world(p["world_config"], trained.game.num_local_states, backend=p["backend"])
+        p = declare(self, SimParams)
+        trained = runs.load(p["policy"], expect_task="zones")
+        # backend "": the world config's `backend:` (kinematic unless it names pybullet)
+        self.world_config = load_world(p["world_config"], trained.game.num_local_states,
+                                       **({"backend": p["backend"]} if p["backend"] else {}))
         game = trained.game.with_n(p["n"])
         rng = np.random.default_rng(p["seed"])
         leader_zone, zones = initial_zones(game, rng)

@@ -280,7 +280,7 @@ def federated_check_policies(game: TabularGame, global_policy: GlobalPolicy, loc
 
 def federated_check(trained, seeds: list[int], rounds: int | None = None,
                     config: FederatedCheckConfig | None = None) -> FederatedReport:
-    """The check for a loaded run (altmarl_ros.training.TrainedPolicies)."""
+    """The check for a loaded run (an altmarl_ros.runs.Run)."""
     return federated_check_policies(trained.game, trained.global_policy, trained.local_policy, seeds, rounds, config)
 
 

@@ -1,13 +1,16 @@
-"""Glue between a training run and its files: save an alternation result, load trained policies.
+"""A trained run and its files: one loaded type, one load, one save, one online save.
 
-The nodes, `altmarl eval` and `altmarl sweep` load tabular policies through
-`load_trained`, which rebuilds the game from the stored task config and checks
-every array against it. Deep runs (`learner: deep` in the metadata) store their
-network weights as arrays named `global_net/...`, `local_actor/...`,
-`local_critic/...`; on a tabular task they also store the networks tabulated
-(global_q, global_actions, local_policy), so the ROS 2 nodes and every
-tabular tool run them unchanged. `load_run` loads either kind as policies that
-act on a `PopulationEnv`.
+`load` reads a run directory (or its checkpoint.npz) once and checks every array
+against the game its stored task config rebuilds: a `Run` holds the task, the
+learner, k, n, seed and metadata, and, for a tabular game, the policies as
+tables (`global_q`, `global_policy`, `local_policy`). Deep runs (`learner: deep`)
+store network weights as arrays named `global_net/...`, `local_actor/...`,
+`local_critic/...`; on a tabular task they also store the networks tabulated,
+so the ROS 2 nodes and every tabular tool run them unchanged. `Run.actors()`
+gives either kind as policies that act on a `PopulationEnv` (what `altmarl eval`
+and the sweeps evaluate). Every process reads its run once: the launch plan
+hands the run it checked on to `run_system`, and a learning coordinator writes
+its online saves from the run it loaded (`save_online`).
 
 A run directory (checkpoint.npz, history.csv, summary.json) is written as a
 whole: the three files go into a staging sibling that replaces the directory
@@ -34,12 +37,14 @@ from altmarl_ros.marl.alternation import AlternationResult
 from altmarl_ros.marl.budget import MemoryBudgetError
 from altmarl_ros.marl.checkpoint import (
     CHECKPOINT_NAME,
+    RESERVED_KEYS,
     Checkpoint,
     atomic_directory,
     is_temp_name,
     load_checkpoint,
     probe_writable,
     resolve_path,
+    save_checkpoint,
     write_checkpoint,
 )
 from altmarl_ros.marl.counts import CountIndex
@@ -54,13 +59,33 @@ RUN_FILES = (CHECKPOINT_NAME, HISTORY_NAME, SUMMARY_NAME)
 
 
 @dataclass
-class TrainedPolicies:
-    game: TabularGame
+class Run:
+    """A trained run as read from its checkpoint (see the module docstring)."""
+
+    path: Path
+    checkpoint: Checkpoint  # the arrays and metadata as read (an online save starts from them)
+    task: str
+    learner: str  # "tabular" or "deep"
     k: int
-    global_q: np.ndarray
-    global_policy: GlobalPolicy
-    local_policy: np.ndarray
+    n: int
+    seed: int
     meta: dict[str, Any]
+    game: TabularGame | None  # the task's game when it is tabular, else None
+    global_q: np.ndarray | None = None  # (G, #F, A_g) on a tabular game
+    global_policy: GlobalPolicy | None = None
+    local_policy: np.ndarray | None = None  # (L, G, A_l) on a tabular game
+    _actors: Actors | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def tabular(self) -> bool:
+        """Whether the run has policies as tables (every run on a tabular task, deep ones included)."""
+        return self.game is not None
+
+    def actors(self) -> Actors:
+        """The run's policies acting on a PopulationEnv of its task (deep runs import torch here)."""
+        if self._actors is None:
+            self._actors = _actors(self)
+        return self._actors
 
 
 
@@ -68,14 +93,38 @@ def list_briefly(names: list[str], most: int = 5) -> str:
     """The first few names of a directory listing, for an error message."""
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
-def save_result(result: AlternationResult, out_dir: str | Path, task: str, task_overrides: dict[str, Any]) -> Path:
-    """Write checkpoint.npz, history.csv (one row per round) and summary.json into `out_dir`."""
+def save(result: Any, out_dir: str | Path, task: str, task_overrides: dict[str, Any]) -> Path:
+    """Write a trained run into `out_dir`: checkpoint.npz, history.csv (one row per round), summary.json.
+
+    `result` is a tabular `AlternationResult` or a deep `marl.deep.learners.DeepRunResult`.
+    """
+    if isinstance(result, AlternationResult):
+        return _save_tabular(result, out_dir, task, task_overrides)
+    return _save_deep(result, out_dir, task, task_overrides)
+
+
+def save_online(target: str | Path, run: Run, learner: Any, q_values: np.ndarray, steps: int) -> Path:
+    """A learning coordinator's save: `run` (as it was loaded, not read again) with the learned Q table, its
+    greedy actions and visit counts (`learner`: an OnlineGLearner) in place of the trained ones, and how
+    far online learning got. `target` is a .npz file or a run directory (its checkpoint.npz)."""
+    arrays = dict(run.checkpoint.arrays)
+    arrays["global_q"] = q_values.astype(np.float32)
+    arrays["global_actions"] = np.argmax(q_values, axis=-1).astype(np.int16)
+    arrays["online_visits"] = learner.visits
+    meta = {key: value for key, value in run.meta.items() if key not in RESERVED_KEYS}
+    meta["online"] = {"steps": steps, "updates": int(learner.visits.sum())}
+    target = Path(target)
+    return save_checkpoint(target if target.suffix == ".npz" else target / CHECKPOINT_NAME, arrays, meta)
+
+
+def _save_tabular(result: AlternationResult, out_dir: str | Path, task: str, task_overrides: dict[str, Any]
+                  ) -> Path:
     out_dir = Path(out_dir)
     best = result.best
     meta = _meta(task, task_overrides, result.game.config, result.k, result.game.n, result.seed, result.history(),
                  result.best_round, best, result.config.reference_k(result.game))
     meta.update(learner="tabular", alternation=dataclasses.asdict(result.config))
-    return save_run(out_dir, {
+    return write_run(out_dir, {
         "global_q": result.global_q.astype(np.float32),
         "global_actions": result.global_policy.actions.astype(np.int16),
         "local_policy": result.local_policy,
@@ -83,9 +132,10 @@ def save_result(result: AlternationResult, out_dir: str | Path, task: str, task_
     }, meta, result.history(), dataclasses.asdict(best))
 
 
-def save_run(out_dir: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], history: list[dict],
+def write_run(out_dir: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], history: list[dict],
              best_record: dict[str, Any]) -> Path:
-    """Write checkpoint, history and summary of one run into `out_dir` as a whole (see the module docstring)."""
+    """Write checkpoint, history and summary of one run into `out_dir` as a whole (see the module docstring);
+    what `save` does once it has the arrays."""
     out_dir = Path(out_dir)
     with atomic_directory(out_dir, RUN_FILES) as staging:
         write_checkpoint(staging / CHECKPOINT_NAME, arrays, meta)
@@ -145,18 +195,25 @@ def _write_new(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
-def load_trained(path: str | Path, expect_task: str | None = None, expect_zones: int | None = None,
-                 checkpoint: Checkpoint | None = None) -> TrainedPolicies:
-    """Load a checkpoint (or use `checkpoint`, already read from `path`) and check it against its game."""
+def load(path: str | Path, expect_task: str | None = None, expect_zones: int | None = None,
+         checkpoint: Checkpoint | None = None) -> Run:
+    """Read a run (or use `checkpoint`, already read from `path`) and check it against its game.
+
+    `expect_task` / `expect_zones`: refuse a run of another task, or a policy for another number of zones.
+    """
     checkpoint = checkpoint or load_checkpoint(path)
     meta = checkpoint.meta
     where = resolve_path(path)
     task = meta.get("task")
     if expect_task is not None and task != expect_task:
         raise CheckpointError(f"{where} was trained on task {task!r}, expected {expect_task!r}")
+    learner = meta.get("learner", "tabular")
+    k = int(meta.get("k", 0))
+    run = Run(where, checkpoint, task, learner, k, int(meta.get("n", 0)), int(meta.get("seed", 0)), meta, None)
     if task is not None and not _known_tabular(task):
-        raise CheckpointError(f"{where} holds a {task!r} run, which has no tabular policy; load it with load_run "
-                              "(altmarl eval does)")
+        if learner != "deep":
+            raise CheckpointError(f"{where} holds a tabular run of task {task!r}, which has no tabular game")
+        return run
     try:
         game = make_game(task, meta.get("task_overrides", {}))
     except MemoryBudgetError as exc:  # metadata that asks for more memory than allowed: say so as it is
@@ -166,7 +223,6 @@ def load_trained(path: str | Path, expect_task: str | None = None, expect_zones:
     if expect_zones is not None and game.num_local_states != expect_zones:
         raise CheckpointError(
             f"{where} is a policy for {game.num_local_states} zones, but this system has {expect_zones} zones")
-    k = int(meta.get("k", 0))
     index = CountIndex(k, game.num_local_states)
     expected_shapes = {
         "global_q": (game.num_global_states, index.size, game.num_global_actions),
@@ -181,8 +237,19 @@ def load_trained(path: str | Path, expect_task: str | None = None, expect_zones:
         local_policy = check_local_policy(game, checkpoint.array("local_policy"))
     except AltmarlError as exc:
         raise CheckpointError(f"{where}: stored local policy is invalid: {exc}") from exc
-    global_policy = GlobalPolicy(k, game.num_local_states, checkpoint.array("global_actions"))
-    return TrainedPolicies(game, k, checkpoint.array("global_q"), global_policy, local_policy, meta)
+    run.game = game
+    run.global_q = checkpoint.array("global_q")
+    run.global_policy = GlobalPolicy(k, game.num_local_states, checkpoint.array("global_actions"))
+    run.local_policy = local_policy
+    return run
+
+
+def require_tabular(run: Run) -> Run:
+    """The run itself if it has tables; a clear error for a run of a task without a tabular game."""
+    if not run.tabular:
+        raise CheckpointError(f"{run.path} holds a {run.task!r} run, which has no tabular policy (altmarl eval "
+                              "evaluates it)")
+    return run
 
 
 def _known_tabular(task: str) -> bool:
@@ -221,7 +288,7 @@ def _summary(meta: dict[str, Any], best_record: dict[str, Any]) -> dict[str, Any
     return summary
 
 
-def save_deep_result(result: Any, out_dir: str | Path, task: str, task_overrides: dict[str, Any]) -> Path:
+def _save_deep(result: Any, out_dir: str | Path, task: str, task_overrides: dict[str, Any]) -> Path:
     """Write a deep run (marl.deep.learners.DeepRunResult): weights, config, and tables on tabular tasks."""
     from altmarl_ros.marl.deep.nets import state_dict_arrays
     from altmarl_ros.marl.envs import TabularPopulationEnv
@@ -243,12 +310,12 @@ def save_deep_result(result: Any, out_dir: str | Path, task: str, task_overrides
         q = result.global_policy.q_values(obs).reshape(G, index.size, -1) / (1.0 - env.gamma)
         arrays.update(global_q=q.astype(np.float32), global_actions=np.argmax(q, axis=-1).astype(np.int16),
                       local_policy=env.tabulate_local(result.local_policy))
-    return save_run(out_dir, arrays, meta, result.history(), dataclasses.asdict(best))
+    return write_run(out_dir, arrays, meta, result.history(), dataclasses.asdict(best))
 
 
 @dataclass
-class TrainedRun:
-    """Any run as policies over a PopulationEnv (what `altmarl eval` and the sweeps evaluate)."""
+class Actors:
+    """A run's policies over a PopulationEnv (what `altmarl eval` and the sweeps evaluate)."""
 
     env: Any  # PopulationEnv
     k: int
@@ -279,20 +346,15 @@ class TabularGlobalActor:
         return self.policy.act(global_state, counts)
 
 
-def load_run(path: str | Path, expect_task: str | None = None, checkpoint: Checkpoint | None = None) -> TrainedRun:
-    """Load a tabular or deep checkpoint; a checkpoint from another task or network shape is a clear error."""
+def _actors(run: Run) -> Actors:
+    """Tabular tables behind the observation interface, or the deep networks rebuilt from their weights;
+    a checkpoint from another network shape is a clear error."""
+    meta, where, task = run.meta, str(run.path), run.task
+    if run.learner != "deep":
+        actor = TabularGlobalActor(run.global_policy, run.game.num_global_states)
+        return Actors(make_env(task, meta.get("task_overrides", {})), run.k, actor, run.local_policy, meta, "tabular")
     from altmarl_ros.marl.deep.nets import ActorPolicy, QNetworkPolicy, load_state_dict_arrays
 
-    checkpoint = checkpoint or load_checkpoint(path)
-    meta, where = checkpoint.meta, str(resolve_path(path))
-    task = meta.get("task")
-    if expect_task is not None and task != expect_task:
-        raise CheckpointError(f"{where} was trained on task {task!r}, expected {expect_task!r}")
-    if meta.get("learner", "tabular") != "deep":
-        trained = load_trained(path, checkpoint=checkpoint)
-        actor = TabularGlobalActor(trained.global_policy, trained.game.num_global_states)
-        return TrainedRun(make_env(task, meta.get("task_overrides", {})), trained.k, actor, trained.local_policy,
-                          meta, "tabular")
     try:
         env = make_env(task, meta.get("task_overrides", {}))
     except MemoryBudgetError as exc:
@@ -314,10 +376,10 @@ def load_run(path: str | Path, expect_task: str | None = None, checkpoint: Check
         config = DeepConfig.from_mapping(meta.get("deep"))
     except (AltmarlError, TypeError) as exc:
         raise CheckpointError(f"{where}: unreadable deep learner config ({exc})") from exc
-    k = int(meta.get("k", 0))
+    k = run.k
     q_net, actor_net = q_network(env, config.dqn.hidden), actor_network(env, config.ppo.hidden)
-    load_state_dict_arrays("global_net", q_net, checkpoint.arrays, where)
-    load_state_dict_arrays("local_actor", actor_net, checkpoint.arrays, where)
+    load_state_dict_arrays("global_net", q_net, run.checkpoint.arrays, where)
+    load_state_dict_arrays("local_actor", actor_net, run.checkpoint.arrays, where)
     global_policy = QNetworkPolicy(q_net, env.global_obs_dim, env.num_global_actions, k)
     local_policy = ActorPolicy(actor_net, env.local_feature_dim, env.num_local_actions, greedy=config.ppo.greedy)
-    return TrainedRun(env, k, global_policy, local_policy, meta, "deep")
+    return Actors(env, k, global_policy, local_policy, meta, "deep")
