@@ -180,3 +180,37 @@ def test_one_registry_of_executables_feeds_setup_py_the_supervisor_and_the_plan(
     for spec in (spec for plan in plans for spec in plan):
         assert spec.executable in EXECUTABLES
         assert python_command(spec)[1:3] == ["-m", EXECUTABLES[spec.executable].module]
+
+
+def test_every_node_default_has_one_home_and_the_plan_sets_only_declared_parameters(policy):
+    """nodes.params holds each default: LaunchConfig takes the shared ones from there, config/altmarl.yaml
+    repeats them (a file to copy and edit), and a plan passes only parameters its nodes declare."""
+    import dataclasses
+
+    import yaml
+
+    from altmarl_ros.nodes.params import NODE_PARAMS, RecorderParams, defaults
+
+    for section, body in yaml.safe_load((ROOT / "config" / "altmarl.yaml").read_text()).items():
+        owners = list(NODE_PARAMS.values()) if section == "/**" else [NODE_PARAMS[section]]
+        for name, value in body["ros__parameters"].items():
+            declared = [defaults(params)[name] for params in owners if name in defaults(params)]
+            assert declared, f"config/altmarl.yaml: {section}.{name} is no parameter of that node"
+            assert all(type(value) is type(d) and value == d for d in declared), (section, name, value, declared)
+    launch = {field.name: field.default for field in dataclasses.fields(LaunchConfig)}
+    for params in NODE_PARAMS.values():
+        for name, default in defaults(params).items():
+            # paths have no default; a launch's robot_id -1 means fleets, not a robot; a recorder started by
+            # hand records no robot's topics unless given n
+            special = ("policy", "world_config", "checkpoint_out", "robot_id") + (("n",) if params is RecorderParams
+                                                                                  else ())
+            if name in launch and name not in special:
+                assert launch[name] == default, (params.__name__, name, launch[name], default)
+    executable_params = {"sim_node": "sim", "coordinator_node": "coordinator", "fleet_node": "fleet",
+                         "robot_node": "robot", "recorder_node": "recorder"}
+    plans = [build_launch_plan(config_from_strings({"n": "20", "policy": policy, **extra}))
+             for extra in ({"record": "/tmp/rec", "link": "batched", "learn": "true"},
+                           {"robot_id": "3", "hardware": "true"})]
+    for spec in (spec for plan in plans for spec in plan):
+        declared = set(defaults(NODE_PARAMS[executable_params[spec.executable]])) | {"use_sim_time"}
+        assert set(spec.parameters) <= declared, (spec.executable, sorted(set(spec.parameters) - declared))

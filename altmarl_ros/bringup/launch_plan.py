@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from altmarl_ros.bringup.executables import EXECUTABLES
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.marl.game import check_population
+from altmarl_ros.nodes.params import CoordinatorParams, FleetParams, SimParams
 from altmarl_ros.nodes.topics import LINKS
 from altmarl_ros.sim.backend import BACKENDS
 
@@ -30,27 +31,29 @@ class LaunchError(AltmarlError, ValueError):
 
 @dataclass(frozen=True)
 class LaunchConfig:
-    n: int = 20
-    k: int = 0  # robots sampled per step; 0 = the policy's k (a k given must match it)
+    """One launch: every launch argument. Defaults the nodes share are the nodes' own (`nodes.params`)."""
+
+    n: int = SimParams.n
+    k: int = CoordinatorParams.k  # robots sampled per step; 0 = the policy's k (a k given must match it)
     policy: str = ""  # checkpoint written by `altmarl train` (required)
-    backend: str = ""  # kinematic | pybullet; "" = the world config's `backend:` (kinematic unless it says so)
-    robots_per_process: int = 25
-    link: str = "per_robot"  # sim <-> fleets: per_robot (odom / cmd_vel per robot) | batched (one array per fleet)
-    learn: bool = False
+    backend: str = SimParams.backend  # kinematic | pybullet; "" = the world config's `backend:` (else kinematic)
+    robots_per_process: int = SimParams.robots_per_process
+    link: str = SimParams.link  # sim <-> fleets: per_robot (odom / cmd_vel per robot) | batched (one array per fleet)
+    learn: bool = CoordinatorParams.learn
     record: str = ""  # MCAP output directory ("" = no recording)
     rviz: bool = False
     hardware: bool = False  # no sim node: real robots provide odom / take cmd_vel
-    pose_topic: str = "odom"  # per-robot pose topic (relative: under robot_<i>/)
-    pose_type: str = "odometry"  # odometry | pose_stamped (motion capture)
-    cmd_topic: str = "cmd_vel"
+    pose_topic: str = FleetParams.pose_topic  # per-robot pose topic (relative: under robot_<i>/)
+    pose_type: str = FleetParams.pose_type  # odometry | pose_stamped (motion capture)
+    cmd_topic: str = FleetParams.cmd_topic
     world_config: str = ""  # YAML with a `world:` mapping ("" = defaults)
     zones: int = 0  # zones of the arena / zone map; 0 = take them from the policy
-    seed: int = 0
+    seed: int = SimParams.seed
     use_sim_time: bool = True
-    speedup: float = 1.0  # sim: simulated seconds per wall second
-    decision_steps: int = 0  # coordinator stops after this many steps (0 = run until stopped)
+    speedup: float = SimParams.speedup  # sim: simulated seconds per wall second
+    decision_steps: int = CoordinatorParams.decision_steps  # coordinator stops after this many steps (0 = never)
     checkpoint_out: str = ""  # where the learning coordinator saves its Q table
-    liveness_timeout: float = 6.0  # s without a message before a robot is presumed dead
+    liveness_timeout: float = CoordinatorParams.liveness_timeout  # s without a message: presumed dead
     params_file: str = ""  # a ROS 2 parameters file applied to every node (see config/altmarl.yaml)
     robot_id: int = -1  # >= 0: one robot_node for this robot (one robot per computer) instead of fleets
     security: str = ""  # SROS2 keystore directory: every node under DDS Security, Enforce ("" = off)

@@ -8,6 +8,7 @@ from typing import Any
 
 from altmarl_ros.cli._args import NONNEGATIVE, POSITIVE, POSITIVE_FLOAT
 from altmarl_ros.marl.errors import AltmarlError
+from altmarl_ros.nodes.params import SimParams
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -16,14 +17,14 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="Start the sim, fleet and coordinator nodes (and the recorder) as processes on "
                        "real rclpy, supervise them (Ctrl-C stops everything), and print a summary.")
     p.add_argument("--policy", type=Path, required=True, help="run directory or checkpoint.npz from altmarl train")
-    p.add_argument("--n", type=POSITIVE, default=20, help="number of robots (default 20)")
+    p.add_argument("--n", type=POSITIVE, default=SimParams.n, help=f"number of robots (default {SimParams.n})")
     p.add_argument("--k", type=POSITIVE, default=None,
                    help="robots sampled per step (default: the policy's k; another k must match the policy)")
     p.add_argument("--backend", default=None,
                    help="kinematic or pybullet (default: the world config's backend: key, else kinematic)")
-    p.add_argument("--robots-per-process", type=POSITIVE, default=25,
-                   help="robot nodes per fleet process (default 25)")
-    p.add_argument("--link", default="per_robot",
+    p.add_argument("--robots-per-process", type=POSITIVE, default=SimParams.robots_per_process,
+                   help=f"robot nodes per fleet process (default {SimParams.robots_per_process})")
+    p.add_argument("--link", default=SimParams.link,
                    help="per_robot (default: a node, odom and cmd_vel per robot) or batched (one pose array and one "
                         "command array per fleet process: hundreds of simulated robots)")
     p.add_argument("--learn", action="store_true", help="online G-LEARN in the coordinator")

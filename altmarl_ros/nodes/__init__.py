@@ -1,4 +1,5 @@
 """rclpy nodes: each wires an agent from `altmarl_ros.agents` (or the world) to topics.
 
-Importing this package needs rclpy; nothing else in altmarl_ros does.
+The node modules need rclpy; `params` (every node's parameters) and `topics` (the wire formats) do not,
+and nothing outside `nodes/` and `bringup/` imports rclpy.
 """
