@@ -88,10 +88,10 @@ class Run:
         return self._actors
 
 
-
 def list_briefly(names: list[str], most: int = 5) -> str:
     """The first few names of a directory listing, for an error message."""
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
 
 def save(result: Any, out_dir: str | Path, task: str, task_overrides: dict[str, Any]) -> Path:
     """Write a trained run into `out_dir`: checkpoint.npz, history.csv (one row per round), summary.json.
@@ -133,7 +133,7 @@ def _save_tabular(result: AlternationResult, out_dir: str | Path, task: str, tas
 
 
 def write_run(out_dir: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], history: list[dict],
-             best_record: dict[str, Any]) -> Path:
+              best_record: dict[str, Any]) -> Path:
     """Write checkpoint, history and summary of one run into `out_dir` as a whole (see the module docstring);
     what `save` does once it has the arrays."""
     out_dir = Path(out_dir)
@@ -208,8 +208,8 @@ def load(path: str | Path, expect_task: str | None = None, expect_zones: int | N
     if expect_task is not None and task != expect_task:
         raise CheckpointError(f"{where} was trained on task {task!r}, expected {expect_task!r}")
     learner = meta.get("learner", "tabular")
-    k = int(meta.get("k", 0))
-    run = Run(where, checkpoint, task, learner, k, int(meta.get("n", 0)), int(meta.get("seed", 0)), meta, None)
+    k, n, seed = (_meta_int(meta, key, where) for key in ("k", "n", "seed"))
+    run = Run(where, checkpoint, task, learner, k, n, seed, meta, None)
     if task is not None and not _known_tabular(task):
         if learner != "deep":
             raise CheckpointError(f"{where} holds a tabular run of task {task!r}, which has no tabular game")
@@ -242,6 +242,14 @@ def load(path: str | Path, expect_task: str | None = None, expect_zones: int | N
     run.global_policy = GlobalPolicy(k, game.num_local_states, checkpoint.array("global_actions"))
     run.local_policy = local_policy
     return run
+
+
+def _meta_int(meta: dict[str, Any], key: str, where: Path) -> int:
+    """An integer of the metadata (0 when absent); anything else is a CheckpointError naming it."""
+    value = meta.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CheckpointError(f"{where}: metadata {key!r} must be an integer >= 0, got {value!r}")
+    return value
 
 
 def require_tabular(run: Run) -> Run:

@@ -438,6 +438,13 @@ def test_mismatched_task_config(good, tmp_path):
         runs.load(bad)
 
 
+@pytest.mark.parametrize("key, value", [("k", "five"), ("n", -3), ("seed", 1.5), ("k", True)])
+def test_metadata_numbers_that_are_not_counts_are_refused(good, tmp_path, key, value):
+    bad = _rewrite(good, tmp_path / "meta.npz", edit_meta=lambda meta: meta.update({key: value}), resign=True)
+    with pytest.raises(CheckpointError, match=f"metadata '{key}' must be an integer >= 0"):
+        runs.load(bad)
+
+
 def test_expectations_checked(run_dir):
     with pytest.raises(CheckpointError, match="4 zones"):
         runs.load(run_dir[0], expect_zones=5)

@@ -117,8 +117,7 @@ def test_robots_on_their_own_hosts_k_per_step_a_cut_host_is_presumed_dead_and_re
     period + reply_timeout + Fast DDS's reliable repair (+ slack) and are asked and answer again."""
     pytest.importorskip("rclpy")
     from altmarl_ros.bringup.launch_plan import LaunchConfig, build_launch_plan
-    from altmarl_ros.nodes.coordinator_node import DEFAULTS as COORDINATOR
-    from altmarl_ros.nodes.robot_node import FLEET_DEFAULTS
+    from altmarl_ros.nodes.params import CoordinatorParams, FleetParams
 
     out, world = policy
     config = LaunchConfig(n=N, k=K, policy=str(out), world_config=str(world), speedup=SPEEDUP,
@@ -128,8 +127,8 @@ def test_robots_on_their_own_hosts_k_per_step_a_cut_host_is_presumed_dead_and_re
     assert hosts == ["base", "world", "fleet0", "fleet1", "fleet2"]
     period = 6.0  # the WORLD's decision_period, s of sim time
     wall_period = period / SPEEDUP
-    liveness, reply = config.liveness_timeout, COORDINATOR["reply_timeout"]
-    heartbeat = FLEET_DEFAULTS["heartbeat_period"]
+    liveness, reply = config.liveness_timeout, CoordinatorParams.reply_timeout
+    heartbeat = FleetParams.heartbeat_period
     slack = 2.0  # s of sim time: /clock granularity and the interpolation of the sim time at the cut
     cut_host = "fleet1"
     cut = set(robots[cut_host])

@@ -23,7 +23,7 @@ rclpy = pytest.importorskip("rclpy")
 
 from altmarl_ros import runs  # noqa: E402
 from altmarl_ros.bringup.launch_plan import LaunchConfig, LaunchError, build_launch_plan  # noqa: E402
-from altmarl_ros.bringup.system import RunObserver, run_system  # noqa: E402
+from altmarl_ros.bringup.system import RunObserver, run_system, stop_grace  # noqa: E402
 from altmarl_ros.marl.alternation import AlternationConfig, alternate  # noqa: E402
 from altmarl_ros.marl.checkpoint import load_checkpoint  # noqa: E402
 from altmarl_ros.marl.errors import CheckpointError  # noqa: E402
@@ -306,11 +306,10 @@ def test_a_fleet_of_125_robots_stops_cleanly_on_sigint(policy, tmp_path):
             assert process.poll() is None, log.read_text()
             time.sleep(0.2)
         time.sleep(1.0)
-        began = time.monotonic()
         process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=30)
+        # within the grace after which the supervisor would send SIGTERM (the protocol's bound, not a speed)
+        code = process.wait(timeout=stop_grace(LaunchConfig(n=125, robots_per_process=125)))
         assert code == 0, log.read_text()
-        assert time.monotonic() - began < 10.0
     finally:
         if process.poll() is None:
             process.kill()
@@ -356,7 +355,6 @@ def test_a_robot_stops_by_itself_when_its_pose_or_its_coordinator_falls_silent(p
             node.destroy_node()
     finally:
         rclpy.shutdown()
-
 
 
 def _pose_array(xy_yaw, stamp: float) -> bytes:
@@ -481,6 +479,7 @@ def test_one_policy_behaves_the_same_on_the_per_robot_and_the_batched_link(polic
         assert abs(a.mean() - b.mean()) <= 3 * error or a.mean() == b.mean(), (what, a.mean(), b.mean(), error)
     summaries = {link: (run.summary.discounted_return, run.summary.mode_accuracy) for link, run in runs.items()}
     print(f"return, mode accuracy per link: {summaries}")
+
 
 FLOODER = """
 import random, sys, time

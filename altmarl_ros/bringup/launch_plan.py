@@ -59,8 +59,6 @@ class LaunchConfig:
     security: str = ""  # SROS2 keystore directory: every node under DDS Security, Enforce ("" = off)
 
 
-
-
 @dataclass(frozen=True)
 class NodeSpec:
     executable: str
@@ -196,6 +194,10 @@ def validate(config: LaunchConfig) -> Run:
     Returns the policy's run, read and checked on the way."""
     if config.k < 0:
         raise LaunchError(f"k must be >= 1, or 0 for the policy's k; got {config.k}")
+    try:
+        check_population(config.n, config.k or 1)  # n first; a k given, before the policy is read
+    except AltmarlError as exc:
+        raise LaunchError(str(exc)) from exc
     if config.backend and config.backend not in BACKENDS:
         raise LaunchError(f"unknown backend {config.backend!r}; valid backends: {list(BACKENDS)}")
     if config.link not in LINKS:

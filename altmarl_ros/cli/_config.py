@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("altmarl")
 
-ALTERNATION_FLAGS = {"rounds": "rounds", "m": "m", "tol": "tol", "k_ref": "k_ref", "gap_tol": "gap_tol",
-                     "local_method": "local_method", "local_temperature": "local_temperature",
-                     "eval_seeds": "eval_seeds", "eval_rollouts": "eval_rollouts", "starts": "starts"}
+# the learner flags that set the AlternationConfig field of the same name
+ALTERNATION_FLAGS = ("rounds", "m", "tol", "k_ref", "gap_tol", "local_method", "local_temperature", "eval_seeds",
+                     "eval_rollouts", "starts")
 
 CONFIG_SECTIONS = ("alternation", "deep", "task")
 SECTION_EXAMPLES = {"alternation": "alternation: {rounds: 3}", "deep": "deep: {rounds: 2, dqn: {steps: 2500}}",
@@ -160,10 +160,10 @@ def _alternation_config(args: argparse.Namespace, from_file: dict[str, Any]) -> 
     if unknown:
         raise AltmarlError(f"unknown alternation keys {unknown}; valid keys: {sorted(valid)}")
     values = dict(from_file)
-    for flag, key in ALTERNATION_FLAGS.items():
+    for flag in ALTERNATION_FLAGS:
         value = getattr(args, flag, None)
         if value is not None:
-            values[key] = list(check_starts(value)) if key == "starts" else value
+            values[flag] = list(check_starts(value)) if flag == "starts" else value
     certify = "none" if getattr(args, "no_certify", False) else getattr(args, "certify", None)
     if certify is not None:
         values["certify"] = certify != "none"

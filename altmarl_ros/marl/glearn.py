@@ -62,7 +62,6 @@ class CountTransition(Protocol):
         """W[s_g, F, s_g'] = E[V[s_g', F'] | s_g, F] for V of shape (G', #F)."""
 
 
-
 class SampledCountTransition:
     """m sampled next count vectors per (s_g, F), kept as their ranks `next_ranks` (G, #F, m) int32.
 
