@@ -169,3 +169,12 @@ def _alternation_config(args: argparse.Namespace, from_file: dict[str, Any]) -> 
         values["certify"] = certify != "none"
         values["certify_every_round"] = certify == "every_round"
     return _check_alternation(config_from_mapping(AlternationConfig, values))
+
+
+def tabular_setup(args: argparse.Namespace) -> tuple[dict[str, Any], Any, AlternationConfig]:
+    """What train and sweep build first on a tabular task: the task overrides, the game, the checked
+    AlternationConfig (from --config, --set and the learner flags)."""
+    from altmarl_ros.tasks import make_game
+
+    overrides, alternation = _task_overrides(args)
+    return overrides, make_game(args.task, overrides), _alternation_config(args, alternation)

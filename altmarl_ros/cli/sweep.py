@@ -17,7 +17,7 @@ from altmarl_ros.cli._args import (
     _int_list,
     _seed_list,
 )
-from altmarl_ros.cli._config import _alternation_config, _deep_config, _learner, _task_overrides
+from altmarl_ros.cli._config import _deep_config, _learner, _task_overrides, tabular_setup
 from altmarl_ros.cli.train import _shown
 from altmarl_ros.marl.errors import AltmarlError
 
@@ -52,13 +52,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Train and evaluate at every k (and seed); every k is checked against the task before the first run."""
     from altmarl_ros.sweep import SWEEP_CSV, check_sweep_dir, plot_sweep, run_sweep
-    from altmarl_ros.tasks import make_game
 
     if _learner(args) == "deep":
         return _sweep_deep(args)
-    overrides, alternation = _task_overrides(args)
-    game = make_game(args.task, overrides)
-    config = _alternation_config(args, alternation)
+    overrides, game, config = tabular_setup(args)
     for k in args.k:
         config.validate(game, k)
     check_sweep_dir(args.out, force=args.force)

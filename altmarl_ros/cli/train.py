@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from altmarl_ros.cli._args import _add_alternation_args, _add_task_args
-from altmarl_ros.cli._config import _alternation_config, _deep_config, _learner, _task_overrides
+from altmarl_ros.cli._config import _deep_config, _learner, _task_overrides, tabular_setup
 from altmarl_ros.marl.errors import AltmarlError
 
 log = logging.getLogger("altmarl")
@@ -36,13 +36,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     # injection benchmark replace altmarl_ros.cli.alternate to stop or break the training they start.
     from altmarl_ros import cli
     from altmarl_ros.runs import check_run_dir, save
-    from altmarl_ros.tasks import make_game
 
     if _learner(args) == "deep":
         return _train_deep(args)
-    overrides, alternation = _task_overrides(args)
-    game = make_game(args.task, overrides)
-    config = _alternation_config(args, alternation)
+    overrides, game, config = tabular_setup(args)
     config.validate(game, args.k)
     check_run_dir(args.out, force=args.force)
     log.info("training %s: n=%d, k=%d, seed=%d, %d rounds, k_ref=%d", args.task, game.n, args.k, args.seed,
