@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from altmarl_ros import runs
 from altmarl_ros.bringup.launch_plan import (
     LAUNCH_ARGUMENTS,
     LaunchConfig,
@@ -15,19 +14,13 @@ from altmarl_ros.bringup.launch_plan import (
     build_launch_plan,
     config_from_strings,
 )
-from altmarl_ros.marl.alternation import AlternationConfig, alternate
-from altmarl_ros.tasks import make_game
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def policy(tmp_path_factory):
-    game = make_game("zones", {"n": 50})
-    out = tmp_path_factory.mktemp("policy")
-    config = AlternationConfig(rounds=1, certify=False, eval_seeds=1, eval_rollouts=2, starts=("uniform",))
-    runs.save(alternate(game, 4, config, 0), out, "zones", {"n": 50})
-    return str(out)
+def policy(tiny_run):
+    return str(tiny_run(4))
 
 
 def test_launch_argument_strings_are_typed(policy):

@@ -24,7 +24,6 @@ rclpy = pytest.importorskip("rclpy")
 from altmarl_ros import runs  # noqa: E402
 from altmarl_ros.bringup.launch_plan import LaunchConfig, LaunchError, build_launch_plan  # noqa: E402
 from altmarl_ros.bringup.system import RunObserver, run_system, stop_grace  # noqa: E402
-from altmarl_ros.marl.alternation import AlternationConfig, alternate  # noqa: E402
 from altmarl_ros.marl.checkpoint import load_checkpoint  # noqa: E402
 from altmarl_ros.marl.errors import CheckpointError  # noqa: E402
 from altmarl_ros.marl.evaluation import rollout  # noqa: E402
@@ -39,17 +38,15 @@ WORLD = """world:
 
 
 @pytest.fixture(scope="module")
-def policy(tmp_path_factory):
-    game = make_game("zones")
-    # the paper's start alone, as this test was written for. With the default starts the pair sends all
-    # 20 robots to one zone of the small test world; in one CI run (Jazzy, at 4x) only 71 % of decisions
-    # were then honoured against the 90 % asserted below (see README, "Policy in physics")
-    result = alternate(game, 4, AlternationConfig(rounds=1, certify=False, eval_seeds=2, starts=("uniform",)), seed=0)
-    out = tmp_path_factory.mktemp("policy")
-    runs.save(result, out, "zones", {})
+def policy(tiny_run):
+    """conftest's tiny k = 4 run: the paper's start alone, as these tests were written for. With the default
+    starts the pair sends all 20 robots to one zone of the small test world; in one CI run (Jazzy, at 4x)
+    only 71 % of decisions were then honoured against the 90 % asserted below (see README, "Policy in
+    physics"). Returns the run directory, this module's world and the run as loaded."""
+    out = tiny_run(4)
     world = out / "world.yaml"
     world.write_text(WORLD)
-    return out, world, result
+    return out, world, runs.load(out)
 
 
 @pytest.fixture(autouse=True)

@@ -282,28 +282,23 @@ def test_replay_keeps_the_latest_marker_of_each_ns_id_and_applies_deletes():
 # (b) the markers of a recorded run
 
 @pytest.fixture(scope="module")
-def recording(tmp_path_factory) -> Path:
+def recording(tmp_path_factory, tiny_run) -> Path:
     """A short recorded graph run: n = 10, k = 4, 8 decision steps, kinematic world at 4x real time."""
     pytest.importorskip("rclpy", reason="recording a graph run needs rclpy (the `ros` extra or a ROS 2 install)")
     pytest.importorskip("mcap")
     pytest.importorskip("rosbags")
-    from altmarl_ros import runs
     from altmarl_ros.bringup.launch_plan import LaunchConfig
     from altmarl_ros.bringup.system import run_system
-    from altmarl_ros.marl.alternation import AlternationConfig, alternate
-    from altmarl_ros.tasks import make_game
 
     base = tmp_path_factory.mktemp("rviz")
-    config = AlternationConfig(rounds=1, certify=False, eval_seeds=2, starts=("uniform",))
-    result = alternate(make_game("zones"), K, config, seed=0)
-    runs.save(result, base / "policy", "zones", {})
+    policy = tiny_run(K)  # conftest's: the paper's start alone, one round
     (base / "world.yaml").write_text(WORLD)
     with pytest.MonkeyPatch.context() as env:  # a private DDS domain on localhost only
         env.setenv("ROS_DOMAIN_ID", str(random.randint(101, 200)))
         env.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         env.setenv("ROS_LOCALHOST_ONLY", "1")
         env.setenv("ROS_LOG_DIR", str(base / "ros_log"))
-        config = LaunchConfig(n=N, k=K, policy=str(base / "policy"), world_config=str(base / "world.yaml"),
+        config = LaunchConfig(n=N, k=K, policy=str(policy), world_config=str(base / "world.yaml"),
                               speedup=4.0, decision_steps=STEPS, robots_per_process=N, seed=3,
                               record=str(base / "rec"), params_file=str(REPO / "config" / "altmarl.yaml"))
         run = run_system(config, base / "logs", timeout=120)
