@@ -69,18 +69,11 @@ class RunObserver:
         """Every child has exited (`exit_codes`), `seconds` after stopping began."""
 
 
-class _StatsQueue:
-    """What the monitor accepted since the loop last looked, in order (the monitor's log keeps only the last JSON)."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[Any, dict[str, Any]]] = []
-
-    def __call__(self, record: Any, stats: dict[str, Any]) -> None:
-        self.pending.append((record, stats))
-
-    def take(self) -> list[tuple[Any, dict[str, Any]]]:
-        taken, self.pending = self.pending, []
-        return taken
+def _take(pending: list) -> list:
+    """Empty `pending` and return what it held, in order."""
+    taken = pending[:]
+    pending.clear()
+    return taken
 
 
 def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float, observer: RunObserver | None = None,
@@ -110,8 +103,8 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float, observ
             else:
                 os.environ[name] = value
     batches = robot_ranges(config.n, config.robots_per_process) if config.link == "batched" else None
-    accepted = _StatsQueue()
-    monitor = MonitorNode(config.n, world, batches, on_stats=accepted)
+    accepted: list[tuple[Any, dict[str, Any]]] = []  # what the monitor took in since the loop last looked
+    monitor = MonitorNode(config.n, world, batches, on_stats=lambda record, stats: accepted.append((record, stats)))
     executor = SingleThreadedExecutor()
     executor.add_node(monitor)
     observer.started(monitor, supervisor)
@@ -124,7 +117,7 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float, observ
     try:
         while not finished and time.monotonic() - start < timeout:
             executor.spin_once(timeout_sec=0.05)
-            for record, stats in accepted.take():
+            for record, stats in _take(accepted):
                 if progress:
                     print(f"\rstep {stats['step']}: a_g={stats['global_action']} k_eff={stats['k_effective']} "
                           f"replies {stats['replies']} timeouts {stats['timeouts']} dead {stats['dead']}   ",
@@ -144,7 +137,7 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float, observ
             drained = time.monotonic()
             while time.monotonic() - drained < DRAIN_MAX_SECONDS:
                 executor.spin_once(timeout_sec=0.05)
-                accepted.take()
+                accepted.clear()
                 last_seen = monitor.log.last_stats.get("step", 0) >= config.decision_steps
                 if last_seen and time.monotonic() - drained >= DRAIN_SECONDS:
                     break
