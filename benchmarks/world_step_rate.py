@@ -98,6 +98,7 @@ def measure_world(case: dict[str, Any]) -> dict[str, Any]:
     """Child: build the world and time the control loop."""
     import numpy as np
 
+    from altmarl_ros.marl.population import inverse_cdf_draw
     from altmarl_ros.sim.config import WorldConfig, zone_centres
     from altmarl_ros.sim.controller import GoToController
     from altmarl_ros.sim.world import SwarmWorld
@@ -108,7 +109,7 @@ def measure_world(case: dict[str, Any]) -> dict[str, Any]:
     rng = np.random.default_rng(case["seed"])
     leader_zone = int(rng.integers(config.zones))
     profile = rng.dirichlet(np.full(config.zones, PROFILE_CONCENTRATION))
-    robot_zones = rng.choice(config.zones, size=n, p=profile)
+    robot_zones = inverse_cdf_draw(rng, profile, size=n)
     start = time.perf_counter()
     world = SwarmWorld(config, robot_zones, leader_zone, rng)
     build_s = time.perf_counter() - start

@@ -16,7 +16,13 @@ from scipy import stats
 from altmarl_ros.marl.counts import CountIndex
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.policies import GlobalPolicy, hypergeometric_subsample, round_counts
-from altmarl_ros.marl.population import AgentPopulation, CountPopulation, sample_initial_states, step_global
+from altmarl_ros.marl.population import (
+    AgentPopulation,
+    CountPopulation,
+    inverse_cdf_draw,
+    sample_initial_states,
+    step_global,
+)
 from altmarl_ros.tasks import make_game
 
 LEVEL = 0.001  # false-alarm rate of each goodness-of-fit test (see module docstring)
@@ -262,6 +268,33 @@ def test_step_global_matches_transition():
     nxt = step_global(game, np.random.default_rng(4), np.full(draws, 2), np.full(draws, 4))
     observed = np.bincount(nxt, minlength=5)
     assert stats.chisquare(observed, game.global_transition[2, 4] * draws).pvalue > LEVEL
+
+
+@pytest.mark.parametrize("size", [1, 7, (3, 4)])
+def test_sized_draws_are_numpys_choice(size):
+    """Draws of a given size reproduce Generator.choice(p=...) draw for draw and leave the stream where it
+    leaves it, so moving a call from choice to inverse_cdf_draw changes no seeded number."""
+    rng = np.random.default_rng(11)
+    for probs in (np.full(5, 0.2), rng.dirichlet(np.full(6, 0.3)), np.array([0.0, 1.0, 0.0])):
+        ours, numpy_choice = np.random.default_rng(5), np.random.default_rng(5)
+        drawn = inverse_cdf_draw(ours, probs, size=size)
+        expected = numpy_choice.choice(len(probs), size=size, p=probs)
+        assert drawn.shape == expected.shape and np.array_equal(drawn, expected)
+        assert ours.random() == numpy_choice.random()
+
+
+def test_row_draws_follow_each_rows_distribution():
+    rng = np.random.default_rng(2)
+    probs = np.array([[0.7, 0.2, 0.1], [0.0, 0.0, 1.0]])
+    draws = inverse_cdf_draw(rng, np.broadcast_to(probs, (20_000, 2, 3)))
+    assert set(np.unique(draws[:, 1])) == {2}
+    observed = np.bincount(draws[:, 0], minlength=3)
+    assert stats.chisquare(observed, 20_000 * probs[0]).pvalue > LEVEL
+
+
+def test_sized_draws_need_one_distribution():
+    with pytest.raises(ValueError, match="1-D probs"):
+        inverse_cdf_draw(np.random.default_rng(0), np.full((2, 3), 1 / 3), size=4)
 
 
 def test_sample_initial_states_shapes_and_sums():

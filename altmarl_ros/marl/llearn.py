@@ -19,6 +19,7 @@ from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.evaluation import rollout
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policies import GlobalPolicy, check_local_policy, greedy_local_policy, softmax_local_policy
+from altmarl_ros.marl.population import inverse_cdf_draw
 
 
 @dataclass
@@ -121,12 +122,12 @@ def local_sampled_q_learning(game: TabularGame, induced: np.ndarray, rng: np.ran
     G, L, A = game.num_global_states, game.num_local_states, game.num_local_actions
     budget.check(budget.local_sampled_bytes(G, L, A, m), f"sampled L-LEARN ({G}x{L}x{A} entries x m={m} samples)",
                  "reduce local_m or zones")
-    next_global = np.stack([rng.choice(G, size=(L, A, m), p=induced[g]) for g in range(G)])  # (G, L, A, m)
+    next_global = np.stack([inverse_cdf_draw(rng, induced[g], size=(L, A, m)) for g in range(G)])  # (G, L, A, m)
     next_local = np.empty((G, L, A, m), dtype=np.int64)
     for g in range(G):
         for s in range(L):
             for a in range(A):
-                next_local[g, s, a] = rng.choice(L, size=m, p=game.local_transition[s, g, a])
+                next_local[g, s, a] = inverse_cdf_draw(rng, game.local_transition[s, g, a], size=m)
     reward = np.transpose(game.local_reward, (1, 0, 2))
     values = np.zeros((G, L))
     for _ in range(max_iters):

@@ -32,7 +32,7 @@ class StepResult:
 
 def sample_initial_states(game: TabularGame, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
     """s_g ~ init_global; profile p ~ Dirichlet(alpha); counts ~ Multinomial(n, p). Returns (g, counts)."""
-    global_state = rng.choice(game.num_global_states, size=batch, p=game.init_global)
+    global_state = inverse_cdf_draw(rng, game.init_global, size=batch)
     profiles = rng.dirichlet(game.init_local_alpha, size=batch)
     counts = rng.multinomial(game.n, profiles)
     return global_state.astype(np.int64), counts.astype(np.int64)
@@ -135,8 +135,22 @@ def _check_agents(game: TabularGame, batch: int) -> None:
                  f"{batch} per-agent populations of n={game.n} robots", "reduce the rollouts or n")
 
 
-def inverse_cdf_draw(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    """One categorical draw per row of `probs` (last axis): one uniform per row against its CDF."""
-    cdf = np.cumsum(probs, axis=-1)
-    u = rng.random(probs.shape[:-1])[..., None]
-    return np.minimum((u >= cdf[..., :-1]).sum(axis=-1), probs.shape[-1] - 1)
+def inverse_cdf_draw(rng: np.random.Generator, probs: np.ndarray,
+                     size: int | tuple[int, ...] | None = None) -> np.ndarray:
+    """Categorical draws by inverse CDF: every draw of a state, action or zone in the package goes here.
+
+    Without `size`: one draw per row of `probs` (last axis), one uniform per row against its CDF.
+    With `size`: `probs` is one distribution and `size` draws are taken from it, exactly as numpy's
+    `Generator.choice(len(probs), size, p=probs)` takes them (the same uniforms against the same
+    normalised CDF), so seeded runs that used `choice` keep their numbers.
+    """
+    if size is None:
+        cdf = np.cumsum(probs, axis=-1)
+        u = rng.random(probs.shape[:-1])[..., None]
+        return np.minimum((u >= cdf[..., :-1]).sum(axis=-1), probs.shape[-1] - 1)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 1:
+        raise ValueError(f"draws of a given size need one distribution (1-D probs), got shape {probs.shape}")
+    cdf = np.cumsum(probs)
+    cdf /= cdf[-1]
+    return np.searchsorted(cdf, rng.random(size), side="right").astype(np.int64)

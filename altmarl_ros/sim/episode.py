@@ -18,6 +18,7 @@ import numpy as np
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame, check_population
 from altmarl_ros.marl.policies import GlobalPolicy
+from altmarl_ros.marl.population import inverse_cdf_draw
 from altmarl_ros.sim.backend import WorldError
 from altmarl_ros.sim.config import WorldConfig
 from altmarl_ros.sim.controller import GoToController
@@ -63,9 +64,9 @@ def run_episode(config: WorldConfig, game: TabularGame, global_policy: GlobalPol
     if horizon < 1:
         raise GameValidationError(f"horizon must be >= 1, got {horizon}")
     Z = config.zones
-    leader_zone = int(rng.choice(Z, p=game.init_global))
+    leader_zone = int(inverse_cdf_draw(rng, game.init_global, size=1)[0])
     profile = rng.dirichlet(game.init_local_alpha)
-    world = SwarmWorld(config, rng.choice(Z, size=n, p=profile), leader_zone, rng)
+    world = SwarmWorld(config, inverse_cdf_draw(rng, profile, size=n), leader_zone, rng)
     controller = GoToController(world.radii, config.max_linear, config.max_angular)
     transitions = np.zeros((Z, Z, len(ZONE_MOVES), Z), dtype=np.int64)
     frames: list[Frame] = []

@@ -66,6 +66,7 @@ import numpy as np
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policies import GlobalPolicy, check_local_policy
+from altmarl_ros.marl.population import inverse_cdf_draw
 from altmarl_ros.tasks.federated_problem import (
     LOCAL_ACTIONS,
     FederatedCheckConfig,
@@ -216,8 +217,7 @@ def _run(problem: Problem, cfg: FederatedCheckConfig, game: TabularGame, step_si
             actions = np.full(n, LIGHT)
         else:
             probs = local_policy[drift_level, s_g]  # (n, A)
-            u = rng.random(n)[:, None]
-            actions = np.minimum((u >= np.cumsum(probs, axis=1)[:, :-1]).sum(axis=1), len(LOCAL_ACTIONS) - 1)
+            actions = inverse_cdf_draw(rng, probs)
         tau = steps_per_action[actions]
         compute += int(tau.sum())
         local_training(problem, cfg, y, x, tau)

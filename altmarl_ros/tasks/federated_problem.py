@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from altmarl_ros.marl.population import inverse_cdf_draw
+
 LOCAL_ACTIONS = ("skip", "light", "heavy")
 
 
@@ -76,7 +78,7 @@ def make_problem(cfg: FederatedCheckConfig, num_local_states: int, rng: np.rando
     fresh0 = prox_point(A, c, x0, cfg.prox)
     r0 = float(np.linalg.norm(fresh0 - x0, axis=1).mean())
     profile = rng.dirichlet(np.full(num_local_states, cfg.profile_concentration))
-    levels = rng.choice(num_local_states, size=n, p=profile)
+    levels = inverse_cdf_draw(rng, profile, size=n)
     unit = rng.standard_normal((n, dim))
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     y0 = fresh0 + r0 * np.asarray(cfg.initial_drift)[levels, None] * unit
