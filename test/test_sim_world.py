@@ -6,14 +6,17 @@ import numpy as np
 import pytest
 
 from altmarl_ros.marl.alternation import AlternationConfig, alternate
+from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.evaluation import evaluate
 from altmarl_ros.marl.policies import GlobalPolicy, uniform_local_policy
 from altmarl_ros.sim.backend import WorldError
 from altmarl_ros.sim.config import WorldConfig, check_capacity, parking_slots, zone_centres, zone_of
 from altmarl_ros.sim.controller import GoToController
 from altmarl_ros.sim.episode import run_episode, transition_table
+from altmarl_ros.sim.urdf import leader_urdf_path, parse_drive, robot_urdf_path
 from altmarl_ros.sim.world import SwarmWorld
 from altmarl_ros.tasks import make_game
+from altmarl_ros.tasks.config import config_from_mapping
 
 
 @pytest.mark.parametrize("change, message", [
@@ -30,6 +33,18 @@ from altmarl_ros.tasks import make_game
 def test_bad_world_config_is_a_clear_error(change, message):
     with pytest.raises(WorldError, match=message):
         WorldConfig(**change)
+
+
+def test_footprints_come_from_the_urdfs_alone():
+    """The kinematic world, the controllers and RViz size the bodies by the URDFs that PyBullet loads."""
+    config = WorldConfig()
+    assert config.robot_radius == parse_drive(robot_urdf_path()).footprint_radius
+    assert config.leader_radius == parse_drive(leader_urdf_path()).footprint_radius
+    world = SwarmWorld(config, np.zeros(3, dtype=int), 0, np.random.default_rng(0))
+    assert np.array_equal(world.radii, [config.leader_radius] + [config.robot_radius] * 3)
+    for key in ("robot_radius", "leader_radius"):
+        with pytest.raises(GameValidationError, match=f"'{key}' cannot be set: it is the footprint of urdf/"):
+            config_from_mapping(WorldConfig, {key: 0.1})
 
 
 def test_n_that_does_not_fit_is_refused():

@@ -33,6 +33,10 @@ def config_from_mapping(cls: type[ConfigT], values: dict[str, Any] | None) -> Co
     bad_keys = sorted(repr(key) for key in values if not isinstance(key, str))
     if bad_keys:
         raise GameValidationError(f"{cls.__name__} keys must be names, got {bad_keys}; valid keys: {sorted(fields)}")
+    derived = getattr(cls, "DERIVED_KEYS", {})
+    for key in sorted(set(values) & set(derived)):
+        raise GameValidationError(f"{cls.__name__} key {key!r} cannot be set: it is {derived[key]}; remove it "
+                                  f"(valid keys: {sorted(fields)})")
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise GameValidationError(f"unknown {cls.__name__} keys {unknown}; valid keys: {sorted(fields)}")

@@ -8,10 +8,13 @@ policies decide once per decision period.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import ClassVar
 
 import numpy as np
 
 from altmarl_ros.sim.backend import BACKENDS, WorldError
+from altmarl_ros.sim.urdf import leader_urdf_path, parse_drive, robot_urdf_path
 
 TRANSITION_NOISE = ("model", "none")
 
@@ -24,8 +27,6 @@ class WorldConfig:
     arena_half_size: float = 5.5  # m, square arena with walls
     # m between parking slots: a parked robot has room to step aside for a robot passing through
     robot_spacing: float = 0.45
-    robot_radius: float = 0.09  # m, footprint used for spacing checks and yielding
-    leader_radius: float = 0.15
     physics_rate: float = 240.0  # Hz
     control_rate: float = 10.0  # Hz
     decision_period: float = 14.0  # long enough to cross two zones  # s of simulated time between decisions
@@ -37,6 +38,20 @@ class WorldConfig:
     # so physics executes the task's stochastic model; "none": destination = the commanded zone.
     transition_noise: str = "model"
 
+    # the bodies' sizes are the URDFs' (one source for physics, controllers, spacing and RViz)
+    DERIVED_KEYS: ClassVar[dict[str, str]] = {
+        "robot_radius": "the footprint of urdf/swarm_robot.urdf", "leader_radius": "the footprint of urdf/leader.urdf"}
+
+    @property
+    def robot_radius(self) -> float:
+        """m: the swarm robot's footprint (urdf/swarm_robot.urdf), for spacing checks and yielding."""
+        return urdf_footprints()[0]
+
+    @property
+    def leader_radius(self) -> float:
+        """m: the leader's footprint (urdf/leader.urdf)."""
+        return urdf_footprints()[1]
+
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise WorldError(f"unknown backend {self.backend!r}; valid backends: {list(BACKENDS)}")
@@ -46,8 +61,7 @@ class WorldConfig:
         if self.zones < 2:
             raise WorldError(f"zones must be >= 2, got {self.zones}")
         for name in ("physics_rate", "control_rate", "decision_period", "max_linear", "max_angular",
-                     "ring_radius", "zone_radius", "arena_half_size", "robot_spacing", "robot_radius",
-                     "leader_radius"):
+                     "ring_radius", "zone_radius", "arena_half_size", "robot_spacing"):
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
                 raise WorldError(f"{name} must be a positive number, got {value!r}")
@@ -72,6 +86,12 @@ class WorldConfig:
     @property
     def control_steps_per_decision(self) -> int:
         return max(1, int(round(self.decision_period * self.control_rate)))
+
+
+@lru_cache(maxsize=1)
+def urdf_footprints() -> tuple[float, float]:
+    """(robot, leader) footprint radii in m: the smallest base-centred discs holding each URDF's shapes."""
+    return parse_drive(robot_urdf_path()).footprint_radius, parse_drive(leader_urdf_path()).footprint_radius
 
 
 def zone_centres(config: WorldConfig) -> np.ndarray:
