@@ -46,21 +46,27 @@ def test_python_m_help_lists_every_subcommand():
     assert set(SUBCOMMANDS) <= listed
 
 
-def test_the_parsers_copies_match_their_sources():
-    """The values the parsers show are written out in cli/_args.py (importing their modules is slow)."""
-    from altmarl_ros.cli import _args
+def test_help_shows_the_defaults_the_learners_use():
+    """The parsers read marl/defaults.py; the learners' own defaults are what --help says."""
+    from altmarl_ros.cli import build_parser
     from altmarl_ros.marl.alternation import AlternationConfig
-    from altmarl_ros.marl.checkpoint import MEMORY_BUDGET_ENV
-    from altmarl_ros.marl.evaluation import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS
+    from altmarl_ros.marl.deep.dqn import DQNConfig
+    from altmarl_ros.marl.deep.ppo import PPOConfig
     from altmarl_ros.marl.starts import START_NAMES
     from altmarl_ros.tasks import ALL_TASKS
 
-    assert _args.TASK_NAMES == ALL_TASKS
-    assert _args.START_NAMES == START_NAMES
-    assert _args.MEMORY_BUDGET_ENV == MEMORY_BUDGET_ENV
-    assert _args.DEFAULT_EVAL_SEEDS == DEFAULT_EVAL_SEEDS and _args.DEFAULT_ROLLOUTS == DEFAULT_ROLLOUTS
-    defaults = AlternationConfig()
-    assert {key: getattr(defaults, key) for key in vars(_args.ALTERNATION_DEFAULTS)} == vars(_args.ALTERNATION_DEFAULTS)
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    helps = {action.dest: action.help or "" for action in train._actions}
+    config = AlternationConfig()
+    for dest, value in (("rounds", config.rounds), ("m", config.m), ("tol", config.tol),
+                        ("local_method", config.local_method), ("eval_seeds", config.eval_seeds),
+                        ("eval_rollouts", config.eval_rollouts), ("dqn_steps", DQNConfig().steps),
+                        ("ppo_iterations", PPOConfig().iterations)):
+        assert f"default {value})" in helps[dest], (dest, helps[dest])
+    assert ",".join(START_NAMES) in helps["starts"]
+    task = next(action for action in train._actions if action.dest == "task")
+    assert sorted(task.choices) == ALL_TASKS
 
 
 def test_the_names_of_the_one_module_cli_are_still_there():

@@ -29,7 +29,6 @@ from altmarl_ros.cli import render as _render
 from altmarl_ros.cli import sim as _sim
 from altmarl_ros.cli import sweep as _sweep
 from altmarl_ros.cli import train as _train
-from altmarl_ros.cli._args import MEMORY_BUDGET_ENV as _MEMORY_BUDGET_ENV
 from altmarl_ros.cli._args import (  # noqa: F401  (the names the one-module cli had, for its importers)
     NONNEGATIVE,
     NONNEGATIVE_FLOAT,
@@ -76,6 +75,7 @@ from altmarl_ros.cli.sweep import (  # noqa: F401
 )
 from altmarl_ros.cli.train import _print_trained, _save, _shown, _train_deep, cmd_train, tabular_gap_line  # noqa: F401
 from altmarl_ros.marl.config import config_from_mapping, parse_size  # noqa: F401
+from altmarl_ros.marl.defaults import MEMORY_BUDGET_ENV as _MEMORY_BUDGET_ENV
 from altmarl_ros.marl.errors import AltmarlError, GameValidationError  # noqa: F401
 
 __all__ = ["ALTERNATION_FLAGS", "CONFIG_SECTIONS", "NONNEGATIVE", "NONNEGATIVE_FLOAT", "POSITIVE", "POSITIVE_FLOAT",

@@ -1,8 +1,8 @@
 """What the subcommands' parsers share: argparse types, the common flags, the task and learner flags.
 
-Building a parser must stay cheap (`altmarl --help` imports this module and nothing numerical), so the few
-values the parsers show or default to are written out here rather than imported from the modules that own
-them, which load scipy, numba and the games; test/test_cli_imports.py checks each copy against its source.
+Building a parser must stay cheap (`altmarl --help` imports this module and nothing numerical), so the
+values the parsers show or default to come from `marl/defaults.py`, which imports nothing and is where the
+learners, the evaluation and the task registry take them from too.
 """
 
 from __future__ import annotations
@@ -11,22 +11,11 @@ import argparse
 import math
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
+from altmarl_ros.marl import defaults
 from altmarl_ros.marl.config import parse_size
 from altmarl_ros.marl.errors import AltmarlError
-
-# --- values owned elsewhere, copied so that no parser imports their modules ------------------------
-
-TASK_NAMES = ["federated", "warehouse", "zones"]  # altmarl_ros.tasks.ALL_TASKS
-START_NAMES = ("uniform", "static", "greedy")  # altmarl_ros.marl.starts.START_NAMES
-MEMORY_BUDGET_ENV = "ALTMARL_MEMORY_BUDGET"  # altmarl_ros.marl.checkpoint.MEMORY_BUDGET_ENV
-DEFAULT_EVAL_SEEDS = tuple(range(15))  # altmarl_ros.marl.evaluation.DEFAULT_EVAL_SEEDS
-DEFAULT_ROLLOUTS = 50  # altmarl_ros.marl.evaluation.DEFAULT_ROLLOUTS
-# the AlternationConfig() defaults the learner flags' help texts name (altmarl_ros.marl.alternation)
-ALTERNATION_DEFAULTS = SimpleNamespace(rounds=3, m=8, tol=0.01, eval_seeds=5, eval_rollouts=50)
-
 
 # --- argparse types ------------------------------------------------------------------------------
 
@@ -129,14 +118,14 @@ def common_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     common.add_argument("--memory-budget", type=_size, metavar="SIZE",
                         help="memory this command may use, e.g. 8GiB, 500MB or a number of bytes; sets "
-                        f"{MEMORY_BUDGET_ENV} for it and every process it starts, so work that would not fit stops "
-                        "with an error before it starts (default: that variable if set, else 50 %% of the memory "
-                        "this process may use: physical memory, capped by the cgroup limit and ulimit -v)")
+                        f"{defaults.MEMORY_BUDGET_ENV} for it and every process it starts, so work that would not "
+                        "fit stops with an error before it starts (default: that variable if set, else 50 %% of "
+                        "the memory this process may use: physical memory, capped by the cgroup limit and ulimit -v)")
     return common
 
 
 def _add_task_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default="zones", choices=TASK_NAMES, help="benchmark task (default: zones)")
+    p.add_argument("--task", default="zones", choices=defaults.TASK_NAMES, help="benchmark task (default: zones)")
     p.add_argument("--config", type=Path, help="YAML file with a `task:` mapping of task keys, an `alternation:` "
                    "mapping of tabular learner keys and a `deep:` mapping of deep learner keys (see config/)")
     p.add_argument("--learner", choices=("tabular", "deep"),
@@ -149,28 +138,31 @@ def _add_task_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_alternation_args(p: argparse.ArgumentParser) -> None:
-    d = ALTERNATION_DEFAULTS
+    d = defaults
     g = p.add_argument_group("learner")
-    g.add_argument("--rounds", type=POSITIVE, help=f"alternation rounds (default {d.rounds})")
-    g.add_argument("--m", type=POSITIVE, help=f"next-state samples per G-LEARN entry (default {d.m})")
-    g.add_argument("--tol", type=POSITIVE_FLOAT, help=f"G-LEARN stopping tolerance on |Q - Q*| (> 0, default {d.tol})")
+    g.add_argument("--rounds", type=POSITIVE, help=f"alternation rounds (default {d.ROUNDS})")
+    g.add_argument("--m", type=POSITIVE, help=f"next-state samples per G-LEARN entry (default {d.GLEARN_M})")
+    g.add_argument("--tol", type=POSITIVE_FLOAT,
+                   help=f"G-LEARN stopping tolerance on |Q - Q*| (> 0, default {d.GLEARN_TOL})")
     g.add_argument("--k-ref", type=int, help="k of the full-observation reference for the global NE gap "
                    "(default: the largest k <= min(n, 60) with at most 2^20 count vectors; k-ref = n is exact full "
                    "observation)")
     g.add_argument("--starts", help="comma-separated starting pairs of the alternation, from "
-                   f"{','.join(START_NAMES)} (default: all; see marl/starts.py)")
+                   f"{','.join(d.START_NAMES)} (default: all; see marl/starts.py)")
     g.add_argument("--gap-tol", type=NONNEGATIVE_FLOAT,
                    help="stop early when both NE gaps fall below this (>= 0; default 0: never)")
-    g.add_argument("--local-method", choices=("exact", "sampled"), help="L-LEARN solver (default exact)")
+    g.add_argument("--local-method", choices=("exact", "sampled"), help=f"L-LEARN solver (default {d.LOCAL_METHOD})")
     g.add_argument("--local-temperature", type=POSITIVE_FLOAT, help="softmax temperature for the local policy "
                    "(> 0; default: greedy)")
-    g.add_argument("--eval-seeds", type=POSITIVE, help=f"seeds for per-round values and gaps (default {d.eval_seeds})")
+    g.add_argument("--eval-seeds", type=POSITIVE,
+                   help=f"seeds for per-round values and gaps (default {d.ROUND_EVAL_SEEDS})")
     g.add_argument("--eval-rollouts", type=POSITIVE,
-                   help=f"rollouts per seed per round (default {d.eval_rollouts})")
+                   help=f"rollouts per seed per round (default {d.ROUND_EVAL_ROLLOUTS})")
     g.add_argument("--no-certify", action="store_true", help="skip the NE-gap certificate (same as --certify none)")
     g.add_argument("--certify", choices=("final", "every_round", "none"),
                    help="when to estimate the NE gap (default final: once, for the returned pair)")
     g = p.add_argument_group("deep learner (--learner deep)")
-    g.add_argument("--dqn-steps", type=int, help="DQN env steps per global best response (default 2500)")
-    g.add_argument("--ppo-iterations", type=int, help="PPO iterations per local best response (default 30)")
+    g.add_argument("--dqn-steps", type=int, help=f"DQN env steps per global best response (default {d.DQN_STEPS})")
+    g.add_argument("--ppo-iterations", type=int,
+                   help=f"PPO iterations per local best response (default {d.PPO_ITERATIONS})")
     g.add_argument("--threads", type=POSITIVE, help="torch CPU threads (default 1: small nets, bit-identical runs)")

@@ -10,7 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from altmarl_ros.cli._args import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS, POSITIVE, _check_output_file
+from altmarl_ros.cli._args import POSITIVE, _check_output_file
+from altmarl_ros.marl.defaults import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS
 
 log = logging.getLogger("altmarl")
 
@@ -22,8 +23,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                        "and the NE gap (recorded at training, or re-measured with --gap).")
     p.add_argument("run", type=Path, help="run directory or checkpoint.npz")
     p.add_argument("--seeds", type=POSITIVE, default=len(DEFAULT_EVAL_SEEDS),
-                   help="evaluation seeds 0..S-1 (S >= 1, default 15)")
-    p.add_argument("--rollouts", type=POSITIVE, default=DEFAULT_ROLLOUTS, help="rollouts per seed (default 50)")
+                   help="evaluation seeds 0..S-1 (S >= 1, default %(default)s)")
+    p.add_argument("--rollouts", type=POSITIVE, default=DEFAULT_ROLLOUTS,
+                   help="rollouts per seed (default %(default)s)")
     p.add_argument("--n", type=int, help="evaluate with another number of robots (default: the trained n)")
     p.add_argument("--gap", action="store_true", help="re-measure the global NE gap with the full protocol")
     p.add_argument("--k-ref", type=POSITIVE, default=60, help="reference k for --gap (default 60, capped at n)")

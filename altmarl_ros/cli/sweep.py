@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from altmarl_ros.cli._args import (
-    DEFAULT_EVAL_SEEDS,
-    DEFAULT_ROLLOUTS,
     POSITIVE,
     _add_alternation_args,
     _add_task_args,
@@ -19,6 +17,7 @@ from altmarl_ros.cli._args import (
 )
 from altmarl_ros.cli._config import _deep_config, _learner, _task_overrides, tabular_setup
 from altmarl_ros.cli.train import _shown
+from altmarl_ros.marl.defaults import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS
 from altmarl_ros.marl.errors import AltmarlError
 
 log = logging.getLogger("altmarl")
@@ -35,8 +34,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    "sweep with --force)")
     p.add_argument("--force", action="store_true", help="overwrite the sweep already in --out; each k's run is "
                    "replaced only once its new run is complete")
-    p.add_argument("--final-seeds", type=POSITIVE, default=len(DEFAULT_EVAL_SEEDS), help="protocol seeds (default 15)")
-    p.add_argument("--final-rollouts", type=POSITIVE, default=DEFAULT_ROLLOUTS, help="protocol rollouts (default 50)")
+    p.add_argument("--final-seeds", type=POSITIVE, default=len(DEFAULT_EVAL_SEEDS),
+                   help="protocol seeds (default %(default)s)")
+    p.add_argument("--final-rollouts", type=POSITIVE, default=DEFAULT_ROLLOUTS,
+                   help="protocol rollouts (default %(default)s)")
     p.add_argument("--seeds", type=_seed_list, help="training seeds, e.g. 0,1,2 (default: --seed); with several, "
                    "runs go to OUT/k<K>-s<SEED>/")
     p.add_argument("--jobs", type=POSITIVE, default=None,

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from altmarl_ros.marl import budget
+from altmarl_ros.marl import budget, defaults
 from altmarl_ros.marl.certificate import global_gap
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.evaluation import EvaluationReport, evaluate
@@ -46,22 +46,22 @@ STREAMS = ("glearn", "reference", "mean_field", "llearn")
 
 @dataclass
 class AlternationConfig:
-    rounds: int = 3
-    m: int = 8  # next-state samples per Q entry (sampled G-LEARN)
-    tol: float = 0.01  # G-LEARN stopping tolerance on |Q - Q*|
+    rounds: int = defaults.ROUNDS
+    m: int = defaults.GLEARN_M  # next-state samples per Q entry (sampled G-LEARN)
+    tol: float = defaults.GLEARN_TOL  # G-LEARN stopping tolerance on |Q - Q*|
     max_iters: int = 2000
     glearn_method: str = "sampled"
     k_ref: int | None = None  # reference k for the global gap; None: see reference_k
     gap_tol: float = 0.0  # stop early when both gaps are below this (0: never)
-    local_method: str = "exact"
+    local_method: str = defaults.LOCAL_METHOD
     local_temperature: float | None = None
     local_m: int = 64
     mean_field_mode: str = "episodic"  # or "stationary" (see llearn.mean_field)
     mean_field_batch: int = 200
     mean_field_burn_in: int = 100
     mean_field_steps: int = 200
-    eval_seeds: int = 5  # per-round value: seeds 0..eval_seeds-1
-    eval_rollouts: int = 50
+    eval_seeds: int = defaults.ROUND_EVAL_SEEDS  # per-round value: seeds 0..eval_seeds-1
+    eval_rollouts: int = defaults.ROUND_EVAL_ROLLOUTS
     certify: bool = True  # the NE gap of the returned pair
     certify_every_round: bool = False  # ... and of every round (costs a reference solve per round)
     starts: tuple[str, ...] = DEFAULT_STARTS  # marl/starts.py

@@ -34,9 +34,10 @@ from math import comb
 
 from altmarl_ros.marl import count_kernels
 from altmarl_ros.marl.config import parse_size as _parse_size
+from altmarl_ros.marl.defaults import MEMORY_BUDGET_ENV
 from altmarl_ros.marl.errors import AltmarlError
 
-ENV_VAR = "ALTMARL_MEMORY_BUDGET"
+ENV_VAR = MEMORY_BUDGET_ENV
 CLI_FLAG = "--memory-budget"
 DEFAULT_PERCENT = 50
 FALLBACK_LIMIT = 8 * 2**30

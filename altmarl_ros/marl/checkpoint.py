@@ -52,6 +52,7 @@ import numpy as np
 
 from altmarl_ros import __version__
 from altmarl_ros.marl.config import parse_size
+from altmarl_ros.marl.defaults import MEMORY_BUDGET_ENV
 from altmarl_ros.marl.errors import CheckpointError
 
 try:
@@ -73,7 +74,6 @@ RESERVED_KEYS = ("format", "schema_version", "versions", "arrays", DIGEST_KEY)
 MAX_META_BYTES = 64 * 2 ** 20  # the JSON metadata (history of every round included) is far below this
 DEFAULT_MAX_ARRAY_BYTES = 16 * 2 ** 30  # all arrays together, uncompressed; ALTMARL_MEMORY_BUDGET lowers it
 MAX_MEMBERS = 10_000
-MEMORY_BUDGET_ENV = "ALTMARL_MEMORY_BUDGET"
 
 TEMP_MARK = ".altmarl-"
 _TEMP_RE = re.compile(r"^\.(?P<target>.+)\.altmarl-(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<token>[0-9a-f]{12})$")

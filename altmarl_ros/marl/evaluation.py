@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from altmarl_ros.marl import budget
+from altmarl_ros.marl.defaults import DEFAULT_EVAL_SEEDS, DEFAULT_ROLLOUTS
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.policies import GlobalPolicy
 from altmarl_ros.marl.population import CountPopulation, sample_initial_states, step_global
-
-DEFAULT_EVAL_SEEDS = tuple(range(15))
-DEFAULT_ROLLOUTS = 50
 
 
 @dataclass

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from altmarl_ros.marl.defaults import START_NAMES
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame
 from altmarl_ros.marl.llearn import local_value_iteration
 from altmarl_ros.marl.policies import GlobalPolicy, greedy_local_policy, uniform_local_policy
 
-START_NAMES = ("uniform", "static", "greedy")
 DEFAULT_STARTS = START_NAMES
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from altmarl_ros.marl.defaults import TASK_NAMES
 from altmarl_ros.marl.envs import PopulationEnv, TabularPopulationEnv
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.game import TabularGame
@@ -19,6 +20,8 @@ TASKS = {"zones": (zones.ZonesConfig, zones.build_game),
          "federated": (federated.FederatedConfig, federated.build_game)}
 ENV_TASKS = {"warehouse": (warehouse.WarehouseConfig, warehouse.build_env)}
 ALL_TASKS = sorted({*TASKS, *ENV_TASKS})
+if ALL_TASKS != sorted(TASK_NAMES):  # the parsers list marl/defaults.py's names without importing the tasks
+    raise ImportError(f"registered tasks {ALL_TASKS} differ from marl/defaults.py's TASK_NAMES {sorted(TASK_NAMES)}")
 
 
 def is_tabular(task: str) -> bool:

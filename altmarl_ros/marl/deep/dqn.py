@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from altmarl_ros.marl.deep.nets import QNetworkPolicy, mlp
+from altmarl_ros.marl.defaults import DQN_STEPS
 from altmarl_ros.marl.envs import PopulationEnv
 from altmarl_ros.marl.errors import GameValidationError
 
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 class DQNConfig:
     hidden: tuple[int, ...] = (128, 128)
     envs: int = 32  # episodes stepped in lockstep; each env step adds `envs` transitions
-    steps: int = 2500  # env steps per best response
+    steps: int = DQN_STEPS  # env steps per best response
     buffer_size: int = 100_000
     batch_size: int = 256
     learning_rate: float = 1e-3

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from altmarl_ros.marl.deep.nets import ActorPolicy, mlp
+from altmarl_ros.marl.defaults import PPO_ITERATIONS
 from altmarl_ros.marl.envs import PopulationEnv
 from altmarl_ros.marl.errors import GameValidationError
 from altmarl_ros.marl.population import inverse_cdf_draw
@@ -45,7 +46,7 @@ class PPOConfig:
     hidden: tuple[int, ...] = (64, 64)
     envs: int = 16  # populations simulated in parallel
     agents_per_env: int = 32  # representative robots per population
-    iterations: int = 30
+    iterations: int = PPO_ITERATIONS
     epochs: int = 4
     minibatch: int = 2048
     learning_rate: float = 1e-3
