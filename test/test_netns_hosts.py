@@ -99,13 +99,12 @@ def test_the_impairment_delays_and_drops_what_crosses_the_link():
 
 
 @pytest.fixture(scope="module")
-def policy(tmp_path_factory):
+def policy(tiny_run, tmp_path_factory):
+    """conftest's tiny k=K run, in this test's world (the hosts' geometry, not conftest's fast world)."""
     pytest.importorskip("rclpy")
-    out = tmp_path_factory.mktemp("policy")
-    netns_hosts.train_policy(out, K)
-    world = out / "world.yaml"
+    world = tmp_path_factory.mktemp("netns-world") / "world.yaml"
     world.write_text(WORLD)
-    return out, world
+    return tiny_run(K), world
 
 
 def test_robots_on_their_own_hosts_k_per_step_a_cut_host_is_presumed_dead_and_readmitted(policy, tmp_path):

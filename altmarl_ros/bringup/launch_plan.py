@@ -21,6 +21,7 @@ from altmarl_ros.sim.backend import BACKENDS
 
 if TYPE_CHECKING:  # the run module imports the games: only when a plan is validated
     from altmarl_ros.runs import Run
+    from altmarl_ros.sim.config import WorldConfig
 
 PACKAGE = "altmarl_ros"
 
@@ -189,9 +190,9 @@ def robot_ranges(n: int, robots_per_process: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def validate(config: LaunchConfig) -> Run:
+def validate(config: LaunchConfig) -> tuple[Run, WorldConfig]:
     """Everything that can be checked before a process starts; the error names the value and what is valid.
-    Returns the policy's run, read and checked on the way."""
+    Returns the policy's run and the world, read and checked on the way."""
     if config.k < 0:
         raise LaunchError(f"k must be >= 1, or 0 for the policy's k; got {config.k}")
     try:
@@ -242,12 +243,13 @@ def validate(config: LaunchConfig) -> Run:
     from altmarl_ros.sim.config import WorldConfig, check_capacity
     from altmarl_ros.tasks.config import config_from_mapping, load_yaml
 
-    world = dict(load_yaml(config.world_config).get("world", {})) if config.world_config else {}
+    values = dict(load_yaml(config.world_config).get("world", {})) if config.world_config else {}
     try:  # every robot needs a parking slot in every zone: refuse before a process starts
-        check_capacity(config_from_mapping(WorldConfig, {**world, "zones": trained.game.num_local_states}), config.n)
+        world = config_from_mapping(WorldConfig, {**values, "zones": trained.game.num_local_states})
+        check_capacity(world, config.n)
     except AltmarlError as exc:
         raise LaunchError(str(exc)) from exc
-    return trained
+    return trained, world
 
 
 def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
@@ -255,10 +257,11 @@ def build_launch_plan(config: LaunchConfig) -> list[NodeSpec]:
     return load_plan(config)[0]
 
 
-def load_plan(config: LaunchConfig) -> tuple[list[NodeSpec], Run]:
-    """build_launch_plan's nodes and the policy's run it read to check them (handed on, not read again)."""
+def load_plan(config: LaunchConfig) -> tuple[list[NodeSpec], Run, WorldConfig]:
+    """build_launch_plan's nodes, and the policy's run and the world it read to check them (handed on, not
+    read again)."""
     config = resolve_paths(config)
-    run = validate(config)
+    run, world = validate(config)
     config = replace(config, k=run.k)  # k comes from the policy unless given (and then it matches)
     plan = assemble_plan(config)
     if config.security:
@@ -269,7 +272,7 @@ def load_plan(config: LaunchConfig) -> tuple[list[NodeSpec], Run]:
             raise LaunchError(f"keystore {config.security} has no enclave for {missing}: create them with "
                               f"`altmarl keystore {config.security} --n {config.n}` (and the same arguments)")
         plan = [replace(spec, enclave=enclave_of(spec.name)) for spec in plan]
-    return plan, run
+    return plan, run, world
 
 
 def assemble_plan(config: LaunchConfig) -> list[NodeSpec]:

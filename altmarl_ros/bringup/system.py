@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from altmarl_ros.bringup.launch_plan import LaunchConfig, NodeSpec, load_plan, resolve_paths, robot_ranges
+from altmarl_ros.bringup.launch_plan import LaunchConfig, NodeSpec, load_plan, robot_ranges
 from altmarl_ros.bringup.supervisor import Supervisor, python_command
 from altmarl_ros.marl.errors import AltmarlError
 from altmarl_ros.security import enclave_of, security_env
@@ -84,11 +84,9 @@ def run_system(config: LaunchConfig, log_dir: str | Path, timeout: float, observ
     from rclpy.executors import SingleThreadedExecutor
 
     from altmarl_ros.bringup.monitor import MonitorNode, summarise
-    from altmarl_ros.nodes.common import load_world
 
     observer = observer or RunObserver()
-    plan, trained = load_plan(config)  # validates before anything starts; the policy's run, read once
-    world = load_world(resolve_paths(config).world_config, trained.game.num_local_states)
+    plan, trained, world = load_plan(config)  # validated before anything starts; policy and world read once
     secure = security_env(config.security) if config.security else {}
     supervisor = Supervisor(plan, log_dir, env={**os.environ, **secure}, command=command)
     # the monitor is a participant too: enrolled with its own enclave (rcl reads the variables at init)
