@@ -33,8 +33,10 @@ def config_from_mapping(cls: type[ConfigT], values: dict[str, Any] | None) -> Co
     bad_keys = sorted(repr(key) for key in values if not isinstance(key, str))
     if bad_keys:
         raise GameValidationError(f"{cls.__name__} keys must be names, got {bad_keys}; valid keys: {sorted(fields)}")
-    derived = getattr(cls, "DERIVED_KEYS", {})
-    for key in sorted(set(values) & set(derived)):
+    derived = getattr(cls, "DERIVED_KEYS", {})  # values the class reads from elsewhere (e.g. a URDF)
+    set_derived = sorted(set(values) & set(derived))
+    if set_derived:
+        key = set_derived[0]
         raise GameValidationError(f"{cls.__name__} key {key!r} cannot be set: it is {derived[key]}; remove it "
                                   f"(valid keys: {sorted(fields)})")
     unknown = sorted(set(values) - set(fields))
